@@ -1,0 +1,5 @@
+"""`python -m indexer` runs the same CLI as `treasury`."""
+
+from indexer.cli import main
+
+main()

@@ -1,0 +1,16 @@
+"""Each command module registers its subcommands; the order here is the order of `treasury --help`."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypeAlias
+
+from indexer.commands import parse
+
+if TYPE_CHECKING:
+    Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+
+Register: TypeAlias = Callable[["Subparsers", Sequence[argparse.ArgumentParser]], None]
+
+COMMANDS: tuple[Register, ...] = (parse.register,)
