@@ -762,7 +762,7 @@ class _Found(NamedTuple):
 def _decode_instructions(decoder: msgspec.json.Decoder[Any], raw: msgspec.Raw) -> Any:
     try:
         return decoder.decode(raw)
-    except msgspec.ValidationError as exc:
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError too
         raise TransactionFormatError(f"instructions are malformed: {exc}") from None
     except RecursionError:
         raise TransactionFormatError("instructions nested too deeply") from None
