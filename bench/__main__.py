@@ -1,11 +1,12 @@
-"""Run benchmarks: `python -m bench` runs all, `python -m bench parser` only the named ones."""
+"""Run benchmarks: `python -m bench` runs all (every bench/bench_<name>.py), `python -m bench NAME` some."""
 
 from __future__ import annotations
 
 import importlib
 import sys
+from pathlib import Path
 
-BENCHMARKS = ("parser",)
+BENCHMARKS = tuple(sorted(path.stem.removeprefix("bench_") for path in Path(__file__).parent.glob("bench_*.py")))
 
 
 def main() -> None:
