@@ -80,11 +80,12 @@ class _ParsedInstruction(msgspec.Struct):
 
 
 class _Instruction(msgspec.Struct):
-    programIdIndex: int = -1
-    programId: str | None = None
-    accounts: list[int | str] = []
+    programIdIndex: int = -1  # json and base64 encodings
+    programId: str | None = None  # jsonParsed
+    # Left undecoded until the instruction is looked at: most never are.
+    accounts: msgspec.Raw = msgspec.Raw(b"[]")
     data: str | None = None
-    parsed: _ParsedInstruction | str | None = None
+    parsed: msgspec.Raw = msgspec.Raw(b"null")
 
 
 class _InnerInstructions(msgspec.Struct):
@@ -140,6 +141,8 @@ class _Envelope(_Result):
 
 _DECODER: Final = msgspec.json.Decoder(_Envelope)
 _INSTRUCTIONS_DECODER: Final = msgspec.json.Decoder(list[_Instruction])
+_ACCOUNTS_DECODER: Final = msgspec.json.Decoder(list[int | str])
+_PARSED_DECODER: Final = msgspec.json.Decoder(_ParsedInstruction | str | None)
 _INNER_DECODER: Final = msgspec.json.Decoder(list[_InnerInstructions] | None)
 
 
@@ -581,19 +584,20 @@ class _Extraction:
             return decoded
         source = ref.source
         program_id = ref.program_id
-        kind: str | None
-        info: dict[str, Any]
+        kind: str | None = None
+        info: dict[str, Any] = {}
         if isinstance(source, wire.WireInstruction):
             kind, info = ix.decode_raw(program_id, self._addresses(source.accounts), source.data)
-        elif isinstance(source.parsed, str):
-            kind = ix.MEMO_KIND if program_id in ix.MEMO_PROGRAM_IDS else None
-            info = {"memo": source.parsed}
-        elif source.parsed is not None:
-            kind, info = source.parsed.type, source.parsed.info
-        elif source.data is not None:
-            kind, info = ix.decode_raw(program_id, self._addresses(source.accounts), ix.b58decode(source.data))
         else:
-            kind, info = None, {}
+            parsed = _decode_instructions(_PARSED_DECODER, source.parsed)
+            if isinstance(parsed, str):
+                kind = ix.MEMO_KIND if program_id in ix.MEMO_PROGRAM_IDS else None
+                info = {"memo": parsed}
+            elif parsed is not None:
+                kind, info = parsed.type, parsed.info
+            elif source.data is not None:
+                accounts = _decode_instructions(_ACCOUNTS_DECODER, source.accounts)
+                kind, info = ix.decode_raw(program_id, self._addresses(accounts), ix.b58decode(source.data))
         decoded = ix.Instruction(ref.path, ref.top_level_program, program_id, kind, info)
         self._decoded[ref.path] = decoded
         return decoded
@@ -605,13 +609,14 @@ class _Extraction:
 
     @staticmethod
     def _touches(ref: _Ref, index: int, account: str) -> bool:
-        """Whether an instruction can involve the account (raw instructions list account indexes)."""
+        """Whether an instruction can involve the account, judged without decoding it where possible."""
         source = ref.source
         if isinstance(source, wire.WireInstruction):
             return index < 256 and index in source.accounts
-        if source.parsed is not None:
-            return True
-        return index in source.accounts or account in source.accounts
+        if bytes(source.parsed) != b"null":
+            return account.encode() in bytes(source.parsed)
+        accounts = _decode_instructions(_ACCOUNTS_DECODER, source.accounts)
+        return index in accounts or account in accounts
 
     def _memos(self) -> tuple[str, ...]:
         return tuple(
