@@ -104,7 +104,6 @@ class Methods:
         return self._one(request)
 
     def _one(self, request: _Request) -> bytes:
-        self.counts[request.method] += 1
         request_id = orjson.dumps(request.id)
         handler = self._table.get(request.method)
         try:

@@ -217,6 +217,10 @@ class ReplayServer:
                     return
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             pass
+        except asyncio.CancelledError:
+            # The server is stopping while a (slow) reply waits: end this connection quietly; the
+            # task is the top of its connection, nothing above it waits for the cancellation.
+            pass
         finally:
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
@@ -227,12 +231,12 @@ class ReplayServer:
         if isinstance(request, RpcFault):
             return 200, (("Content-Type", "application/json"),), _error_reply(None, request)
         methods = [item.method for item in request] if isinstance(request, list) else [request.method]
+        for method in methods:
+            self.counts[method] += 1  # counted on arrival: refused and late calls are attempts too
         action = self.faults.http_action(methods)
         if action.delay_s:
             await asyncio.sleep(action.delay_s)
         if action.status:
-            for method in methods:
-                self.counts[method] += 1  # refused calls are calls too: tests count attempts
             return action.status, action.headers, action.body
         return 200, (("Content-Type", "application/json"),), self._methods.answer(request)
 

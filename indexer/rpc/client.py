@@ -458,7 +458,7 @@ class SolanaRpc:
             stop=tenacity.stop_after_attempt(self.max_retries + 1) | tenacity.stop_before_delay(self.max_retry_time_s),
             wait=_RetryAfterWait(
                 tenacity.wait_exponential_jitter(
-                    initial=self.backoff_initial_s, max=self.backoff_max_s, jitter=self.backoff_initial_s
+                    multiplier=self.backoff_initial_s, max=self.backoff_max_s, jitter=self.backoff_initial_s
                 )
             ),
             before_sleep=lambda state: _log_retry(method, state),
