@@ -54,7 +54,9 @@ def test_single_and_batch(server: ReplayServer) -> None:
     assert replies[1]["error"] == {"code": -32601, "message": "Method not found"}
     # A v0 transaction without maxSupportedTransactionVersion: the live node's -32015.
     assert replies[2]["error"]["code"] == -32015
-    assert replies[2]["error"]["message"].startswith("Transaction version (0) is not supported by the requesting client")
+    assert replies[2]["error"]["message"].startswith(
+        "Transaction version (0) is not supported by the requesting client"
+    )
     recorded = orjson.loads((SOLANA / "sol_transfer_computebudget_memo_v0_json_response.json").read_bytes())
     assert replies[3]["result"] == recorded["result"]
     assert server.count("getSlot") == 2
@@ -103,9 +105,9 @@ def test_node_errors(server: ReplayServer, request_body: dict[str, Any], code: i
 
 def test_token_accounts_by_owner_wire_shape(server: ReplayServer) -> None:
     owner = "HLnpSz9h2S4hiLQ43rnSD9XkcUThA7B8hQMKmDaiTLcC"
-    reply = post(
-        server, call("getTokenAccountsByOwner", [owner, {"mint": USDC}, {"encoding": "jsonParsed"}])
-    ).json()["result"]
+    reply = post(server, call("getTokenAccountsByOwner", [owner, {"mint": USDC}, {"encoding": "jsonParsed"}])).json()[
+        "result"
+    ]
     assert reply["context"]["slot"] == NEWEST_SLOT
     first = reply["value"][0]
     # The same shape as the recorded accountNotification of a USDC token account.
@@ -161,7 +163,8 @@ def test_only_post(server: ReplayServer) -> None:
 def test_keep_alive_connection_serves_many_requests(server: ReplayServer) -> None:
     with httpx.Client(timeout=5) as client:
         for request_id in range(50):
-            assert client.post(server.rpc_url, content=orjson.dumps(call("getSlot", request_id=request_id))).json()[
-                "id"
-            ] == request_id
+            assert (
+                client.post(server.rpc_url, content=orjson.dumps(call("getSlot", request_id=request_id))).json()["id"]
+                == request_id
+            )
     assert server.http_requests == 50
