@@ -1,5 +1,6 @@
-"""Solana JSON-RPC adapter: `SolanaRpc` (client.py), its error tree (errors.py) and SPL account
-layouts (accounts.py). Everything callers need is importable from `indexer.rpc`."""
+"""Solana JSON-RPC adapter: `SolanaRpc` (client.py, HTTP), `SolanaPubsub` (pubsub.py, websocket),
+their one error tree (errors.py) and SPL account layouts (accounts.py). Everything callers need is
+importable from `indexer.rpc`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from indexer.rpc.errors import (
     NodeBehind,
     NotAMint,
     PermanentRpcError,
+    PubsubClosed,
+    PubsubSilent,
     RateLimited,
     RpcConnectionError,
     RpcDisabled,
@@ -24,6 +27,7 @@ from indexer.rpc.errors import (
     TransientRpcError,
     UnclassifiedRpcError,
 )
+from indexer.rpc.pubsub import Notification, SolanaPubsub
 
 __all__ = [
     "AccountInfo",
@@ -35,7 +39,10 @@ __all__ = [
     "MintInfo",
     "NodeBehind",
     "NotAMint",
+    "Notification",
     "PermanentRpcError",
+    "PubsubClosed",
+    "PubsubSilent",
     "RateLimited",
     "RpcConnectionError",
     "RpcDisabled",
@@ -45,6 +52,7 @@ __all__ = [
     "ServerError",
     "SignatureInfo",
     "SignatureStatus",
+    "SolanaPubsub",
     "SolanaRpc",
     "TokenAccount",
     "TransactionVersionUnsupported",

@@ -1,9 +1,11 @@
 """The RPC adapter's error tree, and the ONE place where foreign errors become ours.
 
-Three sources of failure are translated here and nowhere else:
+Four sources of failure are translated here and nowhere else:
 
 - httpx exceptions (`translate_httpx_errors`, a context manager): every exception class httpx exports
   is named in `HTTPX_ERRORS` (tests/test_rpc_errors.py proves the table is complete);
+- websockets exceptions and socket errors (`translate_websocket_errors`): every class in
+  `websockets.exceptions.__all__` is named in `WEBSOCKET_ERRORS` (proved complete likewise);
 - HTTP status codes (`error_for_http_status`): 429 rate limited, 5xx server error, 410 disabled, …;
 - JSON-RPC error codes (`error_for_code`): Solana's server codes (-32004 … -32019) and the JSON-RPC
   standard ones.
@@ -17,8 +19,10 @@ Errors (each keeps `code`, the JSON-RPC error code, and `http_status`, when know
       │     ├── RateLimited                 HTTP 429 or code 429; `retry_after_s` from Retry-After
       │     ├── ServerError                 HTTP 5xx, -32603 internal error, -32019 storage unreachable
       │     ├── RpcTimeout                  connect/read/write/pool timeout
-      │     ├── RpcConnectionError          refused, reset, closed mid-reply, proxy failure
-      │     └── NodeBehind                  -32004, -32005, -32007, -32009, -32014, -32016, -32017
+      │     ├── RpcConnectionError          refused, reset, closed mid-reply, proxy failure, handshake refused
+      │     ├── NodeBehind                  -32004, -32005, -32007, -32009, -32014, -32016, -32017
+      │     ├── PubsubClosed                the websocket closed (`close_code`: 1006 when cut without a close frame)
+      │     └── PubsubSilent                the websocket sent nothing for longer than the silence limit
       └── PermanentRpcError                 retrying the same request cannot help
             ├── InvalidParams               -32602 (also "could not find account")
             ├── MethodNotFound              -32601
@@ -41,6 +45,7 @@ from typing import Final
 
 import httpx
 import structlog
+import websockets.exceptions as ws_errors
 
 _log = structlog.get_logger("indexer.rpc")
 
@@ -114,6 +119,19 @@ class RpcConnectionError(TransientRpcError):
 
 class NodeBehind(TransientRpcError):
     """The node does not have the slot, block or status yet (or has skipped it): ask again later."""
+
+
+class PubsubClosed(TransientRpcError):
+    """The websocket closed. `close_code` is the code received, 1006 when the socket was cut without a
+    close frame (the usual death of a subscription connection); reconnect and resubscribe."""
+
+    def __init__(self, message: str, *, close_code: int | None = None, method: str | None = None) -> None:
+        super().__init__(message, method=method)
+        self.close_code = close_code
+
+
+class PubsubSilent(TransientRpcError):
+    """Nothing arrived on the websocket for longer than the silence limit: treat it as dead."""
 
 
 class PermanentRpcError(RpcError):
@@ -326,6 +344,73 @@ def translate_httpx_errors(method: str | None = None) -> Iterator[None]:
         yield
     except _HTTPX_BASES as exc:
         raise error_for_httpx(exc, method=method) from exc
+
+
+# --- websockets exceptions ---
+
+# Every class in websockets.exceptions.__all__, mapped exactly (tests/test_rpc_errors.py checks).
+WEBSOCKET_ERRORS: Final[Mapping[type[Exception], type[RpcError]]] = {
+    ws_errors.WebSocketException: RpcConnectionError,
+    ws_errors.ConnectionClosed: PubsubClosed,
+    ws_errors.ConnectionClosedOK: PubsubClosed,
+    ws_errors.ConnectionClosedError: PubsubClosed,
+    ws_errors.InvalidURI: InvalidRequest,
+    ws_errors.InvalidProxy: InvalidRequest,
+    ws_errors.InvalidHandshake: RpcConnectionError,
+    ws_errors.SecurityError: InvalidResponse,  # the server's handshake broke a safety limit
+    ws_errors.ProxyError: RpcConnectionError,
+    ws_errors.InvalidProxyMessage: RpcConnectionError,
+    ws_errors.InvalidProxyStatus: RpcConnectionError,
+    ws_errors.InvalidMessage: RpcConnectionError,  # a garbled handshake reply, often a dying server
+    ws_errors.InvalidStatus: RpcConnectionError,  # by its HTTP status below (503, 429, 401, …)
+    ws_errors.InvalidHeader: RpcConnectionError,
+    ws_errors.InvalidHeaderFormat: RpcConnectionError,
+    ws_errors.InvalidHeaderValue: RpcConnectionError,
+    ws_errors.InvalidOrigin: InvalidRequest,
+    ws_errors.InvalidUpgrade: RpcConnectionError,  # e.g. a proxy answering plain HTTP
+    ws_errors.NegotiationError: InvalidRequest,
+    ws_errors.DuplicateParameter: InvalidResponse,
+    ws_errors.InvalidParameterName: InvalidResponse,
+    ws_errors.InvalidParameterValue: InvalidResponse,
+    ws_errors.ProtocolError: PubsubClosed,  # the connection is unusable after a protocol violation
+    ws_errors.PayloadTooBig: PubsubClosed,
+    ws_errors.InvalidState: PubsubClosed,  # sending on a closed or closing connection
+    ws_errors.ConcurrencyError: InvalidRequest,  # two readers on one connection: our bug
+}
+
+
+def error_for_websocket(exc: BaseException, *, method: str | None = None) -> RpcError:
+    """Our error for a websockets exception, a socket error or a timeout while connecting."""
+    detail = _cut(f"{type(exc).__name__}: {str(exc).strip() or type(exc).__name__}")
+    if isinstance(exc, ws_errors.InvalidStatus):
+        status = exc.response.status_code
+        retry_after = exc.response.headers.get("Retry-After")
+        if status == 429 or 500 <= status <= 599 or status in (401, 403, 410):
+            return error_for_http_status(status, message=detail, retry_after=retry_after, method=method)
+        return RpcConnectionError(detail, http_status=status, method=method)
+    if isinstance(exc, ws_errors.ConnectionClosed):
+        received = exc.rcvd.code if exc.rcvd is not None else 1006
+        return PubsubClosed(detail, close_code=received, method=method)
+    if isinstance(exc, TimeoutError):
+        return RpcTimeout(detail, method=method)
+    if isinstance(exc, OSError):
+        return RpcConnectionError(detail, method=method)
+    for cls in type(exc).__mro__:
+        target = WEBSOCKET_ERRORS.get(cls)
+        if target is PubsubClosed:
+            return PubsubClosed(detail, method=method)
+        if target is not None:
+            return target(detail, method=method)
+    return UnclassifiedRpcError(detail, method=method)
+
+
+@contextlib.contextmanager
+def translate_websocket_errors(method: str | None = None) -> Iterator[None]:
+    """Raise our error, `from` the original, for websockets exceptions, socket errors and timeouts."""
+    try:
+        yield
+    except (ws_errors.WebSocketException, OSError, TimeoutError) as exc:
+        raise error_for_websocket(exc, method=method) from exc
 
 
 def _cut(text: str | None) -> str:
