@@ -132,6 +132,10 @@ class Faults:
             raise RuntimeError("the websocket server is not running")
         hook()
 
+    def attach_websocket_closer(self, hook: Callable[[], None] | None) -> None:
+        """The running server's way to cut its websockets (None when it stops)."""
+        self._ws_close_hook = hook
+
     def clear(self) -> None:
         with self._lock:
             self._http.clear()

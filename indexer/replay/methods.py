@@ -27,6 +27,7 @@ from indexer.replay.chain import (
     ui_token_amount,
 )
 from indexer.replay.faults import Faults
+from indexer.rpc.accounts import encode_token_account
 from pricing.assets import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 
 API_VERSION: Final = "2.2.7"  # reported in reply contexts, as a recent mainnet node would
@@ -97,9 +98,9 @@ class Methods:
         """The reply body for a parsed single or batch request."""
         if isinstance(request, list):
             if not request:
-                return _error_reply(None, RpcFault(-32600, "Invalid request"))
+                return error_reply(None, RpcFault(-32600, "Invalid request"))
             if len(request) > MAX_BATCH:
-                return _error_reply(None, RpcFault(-32600, f"Batch larger than {MAX_BATCH}"))
+                return error_reply(None, RpcFault(-32600, f"Batch larger than {MAX_BATCH}"))
             return b"[" + b",".join(self._one(item) for item in request) + b"]"
         return self._one(request)
 
@@ -117,7 +118,7 @@ class Methods:
                 raise _invalid("Invalid params: expected an array")
             result = handler(params)
         except RpcFault as fault:
-            return _error_reply(request_id, fault)
+            return error_reply(request_id, fault)
         return b'{"jsonrpc":"2.0","result":' + result + b',"id":' + request_id + b"}"
 
     # --- helpers ---
@@ -303,8 +304,6 @@ def token_account_json(transaction: ChainTransaction, account: str, encoding: st
     balance = transaction.token_balances.get(account)
     if balance is None or balance.owner is None:
         return None
-    from indexer.rpc.accounts import encode_token_account  # noqa: PLC0415 - only for notifications
-
     data = encode_token_account(mint=balance.mint, owner=balance.owner, amount_raw=balance.amount_raw)
     state = AccountState(
         account,
@@ -331,7 +330,7 @@ def _signature_entry(transaction: ChainTransaction) -> bytes:
     )
 
 
-def _error_reply(request_id: bytes | None, fault: RpcFault) -> bytes:
+def error_reply(request_id: bytes | None, fault: RpcFault) -> bytes:
     error = orjson.dumps({"code": fault.code, "message": fault.message})
     return b'{"jsonrpc":"2.0","error":' + error + b',"id":' + (request_id or b"null") + b"}"
 

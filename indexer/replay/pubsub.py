@@ -17,7 +17,6 @@ import base64
 import contextlib
 import dataclasses
 import itertools
-from collections.abc import Callable
 from typing import Any, Final
 
 import based58
@@ -284,6 +283,3 @@ def _result(request_id: Any, result: Any) -> str:
 
 def _error(request_id: Any, code: int, message: str) -> str:
     return orjson.dumps({"jsonrpc": "2.0", "error": {"code": code, "message": message}, "id": request_id}).decode()
-
-
-EventSink = Callable[[Event], None]

@@ -29,7 +29,7 @@ from websockets.http11 import Request, Response
 
 from indexer.replay.chain import Event, ReplayChain
 from indexer.replay.faults import Faults
-from indexer.replay.methods import Methods, RpcFault, _error_reply
+from indexer.replay.methods import Methods, RpcFault, error_reply
 from indexer.replay.pubsub import PubsubHub
 
 HOST: Final = "127.0.0.1"
@@ -146,14 +146,14 @@ class ReplayServer:
         )
         self.port = next(iter(http_server.sockets)).getsockname()[1]
         self.ws_port = next(iter(ws_server.sockets)).getsockname()[1]
-        self.faults._ws_close_hook = self._close_websockets
+        self.faults.attach_websocket_closer(self._close_websockets)
         self.chain.add_listener(self._on_chain_event)
         self._ready.set()
         try:
             await self._stop.wait()
         finally:
             self.chain.remove_listener(self._on_chain_event)
-            self.faults._ws_close_hook = None
+            self.faults.attach_websocket_closer(None)
             self._hub.close_abruptly()
             ws_server.close()
             http_server.close()
@@ -229,7 +229,7 @@ class ReplayServer:
     async def _answer(self, body: bytes) -> tuple[int, tuple[tuple[str, str], ...], bytes]:
         request = self._methods.parse(body)
         if isinstance(request, RpcFault):
-            return 200, (("Content-Type", "application/json"),), _error_reply(None, request)
+            return 200, (("Content-Type", "application/json"),), error_reply(None, request)
         methods = [item.method for item in request] if isinstance(request, list) else [request.method]
         for method in methods:
             self.counts[method] += 1  # counted on arrival: refused and late calls are attempts too
