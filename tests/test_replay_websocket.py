@@ -262,3 +262,18 @@ def test_refusing_connections_for_a_while(server: ReplayServer) -> None:
     status, subscription = run(go())
     assert status == 503
     assert isinstance(subscription, int)
+
+
+def test_synthesised_clones_can_be_announced(server: ReplayServer, chain: ReplayChain) -> None:
+    recipient = "3eF3iBQqi2DmDLS7o9y8gG7necF5VBbwYy5gqF7sh899"  # account key 1 of the history transaction
+
+    async def go() -> list[dict[str, Any]]:
+        async with connect(server.ws_url) as ws:
+            await request(ws, "logsSubscribe", [{"mentions": [recipient]}, {"commitment": "confirmed"}])
+            chain.synthesise(2, seed="quiet")  # a bulk load: no transaction notifications
+            signatures = chain.synthesise(2, seed="loud", notify=True, commitment="confirmed")
+            received = [await receive(ws), await receive(ws)]
+            assert [item["params"]["result"]["value"]["signature"] for item in received] == signatures
+            return received
+
+    assert len(run(go())) == 2

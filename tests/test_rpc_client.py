@@ -209,12 +209,19 @@ def test_token_accounts_of_both_programs(server: ReplayServer) -> None:
             )
 
     classic, token_2022 = run(go())
+
+    async def both() -> list[TokenAccount]:
+        async with fast_rpc(server) as rpc:
+            return await rpc.get_all_token_accounts(ARBITRAGE_OWNER)
+
+    assert run(both()) == classic + token_2022
     # Post token balances of 39ZSBS… owned by HLnpSz…, by program (amounts as recorded), sorted by address.
     assert classic == [
         TokenAccount("3FVkez4kkquVSXqYj44WS63dxdChEsZ19pNY8w4u7uFb", USDC, ARBITRAGE_OWNER, TOKEN, 6000589, 6),
         TokenAccount("8X4sWAdszyJhXXYAYwHpLCJ3qKdfoRGnn1DQSK1piJLb", USDC, ARBITRAGE_OWNER, TOKEN, 13259862, 6),
         TokenAccount("GMtGJUhNRdW4DDKtzcKP79nWjdyEMmjDCMp3tmxGux8F", USDC, ARBITRAGE_OWNER, TOKEN, 22224746, 6),
     ]
+    assert len(classic) == 3
     assert token_2022 == [
         TokenAccount(
             "3AgbMiNixaJmcqwB1BKUyJHs5oFjSL8zX4Q42WeTakw2", TOKEN_2022_MINT, ARBITRAGE_OWNER, TOKEN_2022, 1832524, 6

@@ -752,12 +752,14 @@ class ReplayChain:
         first_block_time: int | None = None,
         seed: str = "replay",
         commitment: str = FINALIZED,
+        notify: bool = False,
     ) -> list[str]:
         """Add `count` clones of recorded transactions (cycling through `templates`, default every
         transaction already on the chain) with fresh unique signatures, `per_slot` to a slot, in
         slots and times after the chain's newest. json/jsonParsed replies get the new signature in
         `transaction.signatures`; base64 replies get it patched into the transaction bytes. Returns
-        the new signatures, oldest first."""
+        the new signatures, oldest first. Websocket subscribers hear only the new tip, unless
+        `notify` (then every clone is announced like a live `add`)."""
         if count < 0 or per_slot < 1:
             raise ReplayError("count must be >= 0 and per_slot >= 1")
         with self._lock:
@@ -790,8 +792,10 @@ class ReplayChain:
                 )
                 events.extend(self._insert(clone))
                 added.append(signature)
-        # Listeners (websocket subscribers) hear only the tip after a bulk synthesis.
-        self._emit([event for event in events if isinstance(event, SlotEvent)][-1:])
+        if notify:
+            self._emit(events)
+        else:  # a bulk load: subscribers hear only the new tip
+            self._emit([event for event in events if isinstance(event, SlotEvent)][-1:])
         return added
 
     def _emit(self, events: Sequence[Event]) -> None:

@@ -370,6 +370,16 @@ class SolanaRpc:
         reply = _decode(_KEYED_ACCOUNTS, raw, "getTokenAccountsByOwner")
         return [_token_account(item, owner) for item in reply.value]
 
+    async def get_all_token_accounts(self, owner: str, commitment: str = "finalized") -> list[TokenAccount]:
+        """The owner's token accounts of both programs: Token, then Token-2022."""
+        classic, token_2022 = await self._gather(
+            [
+                self.get_token_accounts_by_owner(owner, TOKEN_PROGRAM_ID, commitment),
+                self.get_token_accounts_by_owner(owner, TOKEN_2022_PROGRAM_ID, commitment),
+            ]
+        )
+        return classic + token_2022
+
     # --- transport ---
 
     async def _call(self, method: str, params: list[Any]) -> msgspec.Raw:
