@@ -1,13 +1,11 @@
-"""Helpers shared by the RPC and replay tests: recorded chains and a started replay server."""
+"""Helpers shared by the RPC and replay tests: the recorded chain, its known history, a fast client."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
-
-import pytest
 
 from indexer.replay import ReplayChain, ReplayServer
 from indexer.rpc import SolanaRpc
@@ -66,9 +64,3 @@ def fast_rpc(server: ReplayServer, **options: Any) -> SolanaRpc:
     }
     settings.update(options)
     return SolanaRpc(server.rpc_url, **settings)
-
-
-@pytest.fixture
-def server() -> Iterator[ReplayServer]:
-    with ReplayServer(recorded_chain()) as started:
-        yield started
