@@ -174,12 +174,14 @@ def _raise_for_status(response: httpx.Response, coin_id: str, what: str, scrub: 
         return
     error_code: int | None = None
     message = ""
+    coin_missing = False
     try:
         body = _ERROR_DECODER.decode(response.content)
         if body.status is not None:
             error_code = body.status.error_code
             message = body.status.error_message or ""
         message = message or body.error or ""
+        coin_missing = "coin not found" in (body.error or "").lower()
     except (msgspec.DecodeError, msgspec.ValidationError):
         message = response.text
     detail = scrub(f"{what}: HTTP {status}" + (f": {_one_line(message)}" if message.strip() else ""))
@@ -188,7 +190,7 @@ def _raise_for_status(response: httpx.Response, coin_id: str, what: str, scrub: 
         raise RateLimited(detail, retry_after_s=retry_after_s)
     if status == 408 or status >= 500:
         raise CoinGeckoUnavailable(detail)
-    if status == 404 and "not found" in message.lower():
+    if status == 404 and coin_missing:
         raise CoinNotFound(coin_id)
     if 400 <= status < 500:
         raise CoinGeckoRejected(detail, status=status, error_code=error_code)

@@ -12,8 +12,10 @@ When no acceptable price exists the oracle raises PriceUnavailable: never a pric
 Cache: market_chart/range replies are kept per coin with the time intervals they cover. A quote
 is answered from the cache when [block time − max_age_s, block time] is covered; otherwise the oracle
 fetches the missing part of the aligned cell (CELL_S, 30 days) around the block time, so deposits near
-each other share one call. `prefetch(asset, start, end)` fetches a whole backfill window ahead, in chunks
-of at most 90 days (CoinGecko turns longer ranges into daily points). Each point keeps the granularity
+each other share one call (hourly points), or, for a deposit whose window lies within the last day,
+the missing part of that day (which CoinGecko serves 5-minutely). `prefetch(asset, start, end)`
+fetches a whole backfill window ahead, in chunks of at most 90 days (CoinGecko turns longer ranges into
+daily points). Each point keeps the granularity
 and fetch time of the reply it came from; those go into the quote's evidence.
 """
 
@@ -253,11 +255,14 @@ class PriceOracle:
         cache = self._cache(coin_id)
         # Points after `now` cannot exist yet, so coverage up to min(at, now) decides.
         if missing_ranges(cache.covered, at_ms - self.max_age_s * 1000, min(at_ms, now_ms)):
-            cell_start_s, cell_end_s = cell_window(_seconds(at), self._cell_s)
+            if at_ms - self.max_age_s * 1000 >= now_ms - DAY_S * 1000:
+                # A recent deposit: the last day, which CoinGecko serves 5-minutely.
+                from_ms, to_ms = now_ms - DAY_S * 1000, now_ms
+            else:
+                cell_start_s, cell_end_s = cell_window(_seconds(at), self._cell_s)
+                from_ms, to_ms = (cell_start_s - self.max_age_s) * 1000, min((cell_end_s + 1) * 1000, now_ms)
             try:
-                await self._fill(
-                    coin_id, (cell_start_s - self.max_age_s) * 1000, min((cell_end_s + 1) * 1000, now_ms), now
-                )
+                await self._fill(coin_id, from_ms, to_ms, now)
             except CoinGeckoError as exc:
                 retry_after_s = exc.retry_after_s if isinstance(exc, RateLimited) else None
                 raise PriceUnavailable(
