@@ -14,6 +14,7 @@ Imports none of the project's other packages (DESIGN.md §2): the CLI passes set
 Errors (pricing.errors):
     PricingError
       ├── BadEvidence                  stored quote/credit evidence cannot be read back (also a ValueError)
+      ├── SeriesFormatError            a recorded price file is not in its loader's format (also a ValueError)
       ├── PriceUnavailable             no acceptable price: the deposit waits as pending_price
       │                                (.reason: no_point, stale, bad_price, coingecko_error, no_source,
       │                                future; .retry_after_s when CoinGecko said 429)
@@ -42,6 +43,7 @@ from pricing.errors import (
     PriceUnavailable,
     PricingError,
     RateLimited,
+    SeriesFormatError,
 )
 from pricing.oracle import PriceOracle
 from pricing.quote import Quote
@@ -64,6 +66,7 @@ __all__ = [
     "PricingError",
     "Quote",
     "RateLimited",
+    "SeriesFormatError",
     "SimplePrice",
     "compute_credit",
     "format_micros",

@@ -19,6 +19,10 @@ class BadEvidence(PricingError, ValueError):
     """A stored quote or credit evidence object cannot be read back (missing key, bad value)."""
 
 
+class SeriesFormatError(PricingError, ValueError):
+    """A recorded price file is not in the format its loader reads (the message names the line)."""
+
+
 # --- PriceUnavailable: no acceptable price, the deposit waits as pending_price ---
 
 NO_POINT: Final = "no_point"  # no price point at or before the block time

@@ -33,14 +33,11 @@ from pathlib import Path
 from typing import Final
 
 from pricing.credit import decimal_text
+from pricing.errors import SeriesFormatError
 from pricing.rules import Point
 
 BUNDLED_COINGECKO_DAILY: Final = "sol_usd_coingecko_daily_2020-04-11_2024-12-18.csv"
 BUNDLED_BINANCE_1H: Final = "sol_usdt_binance_1h_close_2025-12-03_2026-02-01.csv"
-
-
-class SeriesFormatError(ValueError):
-    """A recorded price file is not in the format its loader reads (the message names the line)."""
 
 
 class PriceSeries:

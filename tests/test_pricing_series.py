@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from pricing.errors import PricingError, SeriesFormatError
 from pricing.rules import Point
 from pricing.series import (
     BUNDLED_BINANCE_1H,
     BUNDLED_COINGECKO_DAILY,
     PriceSeries,
-    SeriesFormatError,
     bundled,
     bundled_solana,
     dump_points_csv,
@@ -127,8 +127,9 @@ def test_bundled_data_is_package_data_and_small() -> None:
     ],
 )
 def test_bad_files_are_refused_naming_the_line(loader: object, content: bytes, message: str) -> None:
-    with pytest.raises(SeriesFormatError, match=message):
+    with pytest.raises(SeriesFormatError, match=message) as caught:
         loader(content)  # type: ignore[operator]
+    assert isinstance(caught.value, PricingError) and isinstance(caught.value, ValueError)
 
 
 def test_raw_fixture_agrees_with_loader_on_every_candle() -> None:
