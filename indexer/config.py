@@ -25,6 +25,7 @@ from typing import Any, Final
 from solders.pubkey import Pubkey
 
 from pricing.assets import DEFAULT_ASSETS, PRICE_RULES, Asset, AssetTable
+from pricing.coingecko import PLANS, resolve_plan
 
 DEFAULT_WALLET: Final = "9Nc6u9ft3uAr6DSaqHijFjQS53hZPDRL2LoVYvH4vK5H"
 DEFAULT_RPC_URL: Final = "https://api.mainnet-beta.solana.com"
@@ -92,6 +93,7 @@ class Settings:
     wallets: tuple[str, ...] = (DEFAULT_WALLET,)
     coingecko_url: str = DEFAULT_COINGECKO_URL
     coingecko_api_key: Secret | None = None
+    coingecko_plan: str = "auto"  # auto: pro for pro-api.coingecko.com, else demo with a key, else keyless
     stripe_api_key: Secret | None = None
     stripe_api_base: str = DEFAULT_STRIPE_API_BASE
     osr_price: OsrPricePolicy = OsrPricePolicy("fixed", fixed_usd=Decimal("0.005"))
@@ -185,6 +187,13 @@ def _parse_wallets(value: Any) -> tuple[str, ...]:
 def _parse_secret(value: Any) -> Secret | None:
     text = _text(value)
     return Secret(text) if text else None
+
+
+def _parse_coingecko_plan(value: Any) -> str:
+    text = _text(value).lower()
+    if text not in PLANS:
+        raise ValueError(f"expected one of {', '.join(sorted(PLANS))}, got {text!r}")
+    return text
 
 
 def _parse_decimal(value: Any, *, low: Decimal, high: Decimal | None = None) -> Decimal:
@@ -337,6 +346,11 @@ FIELDS: Final[tuple[_Field, ...]] = (
     _Field("wallets", _parse_wallets, help="comma-separated treasury wallets"),
     _Field("coingecko_url", _parse_http_url, help="CoinGecko API base (…/api/v3)"),
     _Field("coingecko_api_key", _parse_secret, option=False),
+    _Field(
+        "coingecko_plan",
+        _parse_coingecko_plan,
+        help="auto (pro-api.coingecko.com means pro, else demo with a key, else keyless), keyless, demo or pro",
+    ),
     _Field("stripe_api_key", _parse_secret, option=False),
     _Field("stripe_api_base", _parse_http_url, help="Stripe API base address"),
     _Field("osr_price", _parse_osr_price, help="coingecko:<coin id> or fixed:<USD per OSR>"),
@@ -398,6 +412,15 @@ def load_settings(
         **{symbol: raw for symbol, raw in DEFAULT_DUST_RAW.items() if symbol in symbols},
         **named_dust,
     }
+    api_key: Secret | None = values.get("coingecko_api_key")
+    try:
+        resolve_plan(
+            values.get("coingecko_url", DEFAULT_COINGECKO_URL),
+            api_key.reveal() if api_key is not None else None,
+            values.get("coingecko_plan", "auto"),
+        )
+    except ValueError as exc:
+        raise ConfigError("TREASURY_COINGECKO_PLAN", str(exc)) from None
     return Settings(**{_ATTRIBUTE.get(name, name): value for name, value in values.items()})
 
 
