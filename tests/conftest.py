@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from hypothesis import settings
 
 # Property tests draw the same examples on every run (CI must not flake); widen a search locally with
@@ -21,3 +23,11 @@ SOLANA = DATA / "solana"
 @pytest.fixture
 def solana_data() -> Path:
     return SOLANA
+
+
+@pytest.fixture(autouse=True)
+def _restore_structlog() -> Iterator[None]:
+    """A test that configures structlog (the CLI run in-process does) must not change the next one's."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
