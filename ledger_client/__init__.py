@@ -13,6 +13,8 @@ there). docs/LEDGER.md describes the whole.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ledger_client.accounts import (
     ADJUSTMENTS,
     BONUS_EXPENSE,
@@ -69,7 +71,6 @@ from ledger_client.errors import (
     UnbalancedError,
     WalletAlreadyLinkedError,
 )
-from ledger_client.ledger import MAX_BATCH, Ledger, UnitOfWork
 from ledger_client.money import MICROS_PER_USD, USD, format_units, parse_units
 from ledger_client.records import (
     Balance,
@@ -81,7 +82,24 @@ from ledger_client.records import (
     Transaction,
     WalletLink,
 )
-from ledger_client.schema import metadata
+
+if TYPE_CHECKING:
+    from ledger_client.ledger import MAX_BATCH, Ledger, UnitOfWork
+    from ledger_client.schema import metadata
+
+# SQLAlchemy, SQLModel and Alembic load only when the database side is used: commands that never
+# touch the ledger (treasury parse) start faster.
+_LAZY = {"Ledger": "ledger", "UnitOfWork": "ledger", "MAX_BATCH": "ledger", "metadata": "schema"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ledger_client' has no attribute {name!r}")
+    import importlib  # noqa: PLC0415
+
+    return getattr(importlib.import_module(f"ledger_client.{module}"), name)
+
 
 __all__ = [
     "ADJUSTMENTS",

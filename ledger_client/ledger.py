@@ -112,6 +112,7 @@ class Ledger:
         max_attempts: int = 8,
         retry_deadline_s: float = 60.0,
         retry_max_wait_s: float = 2.0,
+        quiet: bool = False,
     ) -> None:
         if max_attempts < 1 or retry_deadline_s <= 0 or retry_max_wait_s <= 0:
             raise InvalidInputError("retry bounds must be positive")
@@ -120,6 +121,8 @@ class Ledger:
         self._max_attempts = max_attempts
         self._retry_deadline_s = retry_deadline_s
         self._retry_max_wait_s = retry_max_wait_s
+        # quiet: no log lines (retries, links, assignments); one-shot commands report outcomes themselves.
+        self.log: Any = _QUIET if quiet else _log
         # Accounts known to exist (committed). Rows are never deleted, so the cache never goes stale.
         self._known_accounts: set[str] = set()
         self._accounts_lock = threading.Lock()
@@ -137,6 +140,7 @@ class Ledger:
         lock_timeout_s: int = 30,
         statement_timeout_s: int = 600,
         pool_size: int = 5,
+        quiet: bool = False,
     ) -> Ledger:
         """A ledger on `database_url` (sqlite:///path or postgresql://…). Connects lazily."""
         engine = create_engine_for(
@@ -147,7 +151,7 @@ class Ledger:
             statement_timeout_s=statement_timeout_s,
             pool_size=pool_size,
         )
-        return cls(engine, clock=clock, max_attempts=max_attempts, retry_deadline_s=retry_deadline_s)
+        return cls(engine, clock=clock, max_attempts=max_attempts, retry_deadline_s=retry_deadline_s, quiet=quiet)
 
     @property
     def is_postgresql(self) -> bool:
@@ -155,11 +159,11 @@ class Ledger:
 
     def upgrade(self) -> tuple[str | None, str]:
         """Alembic to head (under a lock); returns (revision before, revision after)."""
-        return migrate.upgrade(self.engine)
+        return self._with_retries(lambda: migrate.upgrade(self.engine))
 
     def ensure_schema(self) -> bool:
         """Migrate an empty database; SchemaError when it is behind or ahead. True when it migrated."""
-        return migrate.check_current(self.engine, upgrade_if_empty=True)
+        return self._with_retries(lambda: migrate.check_current(self.engine, upgrade_if_empty=True))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -181,15 +185,30 @@ class Ledger:
         return self._retrying(fn, write=False)
 
     def _retrying(self, fn: Callable[[UnitOfWork], T], *, write: bool) -> T:
+        return self._with_retries(lambda: self._attempt(fn, write))
+
+    def _with_retries(self, attempt: Callable[[], T]) -> T:
+        """attempt() again on TransientDatabaseError, bounded by attempts and by time, with jittered backoff."""
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(TransientDatabaseError),
             stop=tenacity.stop_after_attempt(self._max_attempts) | tenacity.stop_after_delay(self._retry_deadline_s),
             wait=tenacity.wait_random_exponential(multiplier=0.05, max=self._retry_max_wait_s),
             reraise=True,
-            before_sleep=_log_retry,
+            before_sleep=self._log_retry,
         )
-        result: T = retrying(self._attempt, fn, write)
+        result: T = retrying(attempt)
         return result
+
+    def _log_retry(self, state: tenacity.RetryCallState) -> None:
+        outcome = state.outcome
+        error = outcome.exception() if outcome is not None else None
+        self.log.warning(
+            "ledger_retry",
+            attempt=state.attempt_number,
+            error_type=type(error).__name__,
+            error=str(error),
+            sleep_s=round(state.upcoming_sleep, 3),
+        )
 
     def _attempt(self, fn: Callable[[UnitOfWork], T], write: bool) -> T:
         with translate_errors(), self.engine.connect() as pooled:
@@ -259,16 +278,16 @@ class Ledger:
         return self.read(lambda uow: uow.verify())
 
 
-def _log_retry(state: tenacity.RetryCallState) -> None:
-    outcome = state.outcome
-    error = outcome.exception() if outcome is not None else None
-    _log.warning(
-        "ledger_retry",
-        attempt=state.attempt_number,
-        error_type=type(error).__name__,
-        error=str(error),
-        sleep_s=round(state.upcoming_sleep, 3),
-    )
+class _QuietLogger:
+    """Drops every log call (Ledger(quiet=True))."""
+
+    def _drop(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
+
+    debug = info = warning = error = _drop
+
+
+_QUIET: Final = _QuietLogger()
 
 
 class UnitOfWork:
@@ -599,7 +618,9 @@ class UnitOfWork:
                     }
                 ],
             )
-            _log.info("wallet_linked", address=address, customer=customer, previous_customer=previous, actor=actor)
+            self._ledger.log.info(
+                "wallet_linked", address=address, customer=customer, previous_customer=previous, actor=actor
+            )
         holds = self._unassigned_holds(sender=address)
         assigned = self._assign(holds, customer, {"by": "wallet_link", "wallet": address, "actor": actor})
         return WalletLink(address, customer, previous, changed, tuple(assigned))
@@ -666,7 +687,7 @@ class UnitOfWork:
             [hold] = self._holds(include_assigned=True, deposit_key=deposit_key)
             raise AlreadyAssignedError(deposit_key, hold.assigned_to or "?") from exc
         for hold, result in zip(holds, results, strict=True):
-            _log.info(
+            self._ledger.log.info(
                 "suspense_assigned",
                 deposit_key=hold.deposit_key,
                 customer=customer,

@@ -6,11 +6,11 @@ import argparse
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeAlias
 
-from indexer.commands import parse
+from indexer.commands import ledger, parse
 
 if TYPE_CHECKING:
     Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
 Register: TypeAlias = Callable[["Subparsers", Sequence[argparse.ArgumentParser]], None]
 
-COMMANDS: tuple[Register, ...] = (parse.register,)
+COMMANDS: tuple[Register, ...] = (parse.register, ledger.register)
