@@ -28,6 +28,7 @@ currency-trading-account method); its USD balance shows as negative on the credi
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from typing import Final
 
@@ -121,6 +122,7 @@ def _token(symbol: str, name: str) -> str:
     return symbol
 
 
+@functools.lru_cache(maxsize=65_536)  # pure, and the same few names come back on every posting
 def parse_account(name: str) -> Account:
     """The account called `name`, or InvalidAccountError. Customer ids open on first use."""
     if not isinstance(name, str):

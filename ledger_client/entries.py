@@ -103,8 +103,9 @@ def content_hash(kind: str, postings: Iterable[Posting], reverses: int | None) -
     return hashlib.sha256(orjson.dumps([kind, reverses, legs])).hexdigest()
 
 
-def check_draft(draft: Draft) -> None:
-    """InvalidEntryError (or UnbalancedError, InvalidAccountError) unless the draft can be posted."""
+def check_draft(draft: Draft) -> str:
+    """The draft's evidence as JSON text, or InvalidEntryError (UnbalancedError, InvalidAccountError)
+    when the draft cannot be posted."""
     if not isinstance(draft.key, str) or not _KEY.fullmatch(draft.key):
         raise InvalidEntryError(
             f"idempotency key {draft.key!r}: 1 to {MAX_KEY_LENGTH} printable ASCII characters without spaces"
@@ -140,7 +141,7 @@ def check_draft(draft: Draft) -> None:
         check_signature(draft.hold.signature)
         if draft.hold.sender is not None:
             check_address(draft.hold.sender)
-    encode_json(draft.evidence, what=f"{draft.key}: evidence")
+    return encode_json(draft.evidence, what=f"{draft.key}: evidence")
 
 
 # --- JSON of evidence: exact decimals, never floats on the way back ---

@@ -29,7 +29,7 @@ import dataclasses
 import datetime as dt
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
 import structlog
 import tenacity
@@ -42,7 +42,11 @@ from ledger_client.database import (
     WRITE_OPTION,
     as_utc,
     create_engine_for,
+    fetch_keys,
+    insert_accounts,
     insert_ignoring_conflicts,
+    insert_postings,
+    insert_transactions,
     is_postgresql,
     lock_names,
     to_storage_time,
@@ -80,7 +84,6 @@ from ledger_client.records import (
     WalletLink,
 )
 from ledger_client.schema import (
-    accounts_table,
     claims_table,
     postings_table,
     suspense_holds_table,
@@ -323,17 +326,18 @@ class UnitOfWork:
             return []
         if len(drafts) > MAX_BATCH:
             raise InvalidInputError(f"at most {MAX_BATCH} drafts per batch, got {len(drafts)}")
-        by_key: dict[str, Draft] = {}
+        by_key: dict[str, _Prepared] = {}
         for draft in drafts:
-            check_draft(draft)
-            earlier = by_key.setdefault(draft.key, draft)
-            if earlier is not draft and earlier.content_hash != draft.content_hash:
+            earlier = by_key.get(draft.key)
+            if earlier is None:
+                by_key[draft.key] = _Prepared(draft, draft.content_hash, check_draft(draft))
+            elif earlier.draft is not draft and earlier.digest != draft.content_hash:
                 raise InvalidEntryError(f"key {draft.key!r} appears twice in the batch with different content")
-        unique = sorted(by_key.values(), key=lambda d: d.key)  # one lock order for every writer
+        unique = sorted(by_key.values(), key=lambda p: p.draft.key)  # one lock order for every writer
         self._require_write()
         # Wallet locks first (see link_wallet): a hold posted while its sender is being linked is
         # either seen by the link or sees the link, never neither.
-        senders = [f"wallet:{d.hold.sender}" for d in unique if d.hold is not None and d.hold.sender is not None]
+        senders = [f"wallet:{p.draft.hold.sender}" for p in unique if p.draft.hold and p.draft.hold.sender]
         lock_names(self.connection, senders)
         if len(unique) == 1:
             outcome, opened = self._post_unique(unique)
@@ -347,85 +351,64 @@ class UnitOfWork:
             transaction_id, created = outcome[draft.key]
             results.append(PostResult(transaction_id, created and draft.key not in reported))
             reported.add(draft.key)
-        created_holds = [d for d in unique if d.hold is not None and outcome[d.key][1]]
+        created_holds = [p.draft for p in unique if p.draft.hold is not None and outcome[p.draft.key][1]]
         if created_holds:
-            self._assign_holds_of_linked_senders(created_holds, outcome)
+            self._assign_holds_of_linked_senders(created_holds)
         return results
 
-    def _post_unique(self, unique: list[Draft]) -> tuple[dict[str, tuple[int, bool]], set[str]]:
-        found = self._existing(d.key for d in unique)
-        missing = [d for d in unique if d.key not in found]
+    def _post_unique(self, unique: list[_Prepared]) -> tuple[dict[str, tuple[int, bool]], set[str]]:
+        found = fetch_keys(self.connection, [p.draft.key for p in unique])
         self._check_existing(unique, found)
+        missing = [p for p in unique if p.draft.key not in found]
         created: dict[str, int] = {}
         opened: set[str] = set()
         if missing:
-            opened = self._open_accounts({p.account for d in missing for p in d.postings})
-            now = self.now()
-            rows = [
-                {
-                    "idempotency_key": d.key,
-                    "kind": d.kind,
-                    "content_hash": d.content_hash,
-                    "evidence": d.evidence,
-                    "reverses_id": d.reverses,
-                    "created_at": now,
-                }
-                for d in missing
-            ]
-            statement = insert_ignoring_conflicts(self.connection, transactions_table).returning(
-                transactions_table.c.id, transactions_table.c.idempotency_key
-            )
-            created = {key: transaction_id for transaction_id, key in self.connection.execute(statement, rows)}
-            lost = [d for d in missing if d.key not in created]
+            opened = self._open_accounts({posting.account for p in missing for posting in p.draft.postings})
+            rows = [(p.draft.key, p.draft.kind, p.digest, p.evidence_json, p.draft.reverses) for p in missing]
+            created = insert_transactions(self.connection, rows, self.now())
+            lost = [p for p in missing if p.draft.key not in created]
             if lost:
                 # Another writer committed these keys after our lookup (ON CONFLICT waited for it),
                 # or a reversal hit the one-reversal-per-transaction constraint.
-                found.update(self._existing(d.key for d in lost))
+                found.update(fetch_keys(self.connection, [p.draft.key for p in lost]))
                 self._check_existing(lost, found)
-                for draft in lost:
-                    if draft.key not in found:
-                        assert draft.reverses is not None  # the only other unique constraint
-                        raise AlreadyReversedError(draft.reverses, self._reversal_of(draft.reverses))
-            posting_rows = [
-                {"transaction_id": created[d.key], "account": p.account, "currency": p.currency, "amount": p.amount}
-                for d in missing
-                if d.key in created
-                for p in d.postings
-            ]
-            if posting_rows:  # empty when every missing key was lost to a concurrent writer
-                self.connection.execute(postings_table.insert(), posting_rows)
+                for prepared in lost:
+                    if prepared.draft.key not in found:
+                        reverses = prepared.draft.reverses
+                        assert reverses is not None  # the only other unique constraint
+                        raise AlreadyReversedError(reverses, self._reversal_of(reverses))
+            insert_postings(
+                self.connection,
+                [
+                    (created[p.draft.key], posting.account, posting.currency, posting.amount)
+                    for p in missing
+                    if p.draft.key in created
+                    for posting in p.draft.postings
+                ],
+            )
             hold_rows = [
-                {"transaction_id": created[d.key], "signature": d.hold.signature, "sender": d.hold.sender}
-                for d in missing
-                if d.key in created and d.hold is not None
+                {
+                    "transaction_id": created[p.draft.key],
+                    "signature": p.draft.hold.signature,
+                    "sender": p.draft.hold.sender,
+                }
+                for p in missing
+                if p.draft.key in created and p.draft.hold is not None
             ]
             if hold_rows:
                 self.connection.execute(suspense_holds_table.insert(), hold_rows)
         outcome = {key: (transaction_id, True) for key, transaction_id in created.items()}
-        for draft in unique:
-            if draft.key not in outcome:
-                outcome[draft.key] = (found[draft.key][0], False)
+        for prepared in unique:
+            if prepared.draft.key not in outcome:
+                outcome[prepared.draft.key] = (found[prepared.draft.key][0], False)
         return outcome, opened
 
-    def _existing(self, keys: Iterable[str]) -> dict[str, tuple[int, str]]:
-        """key -> (transaction id, content hash) of the keys already posted."""
-        wanted = list(keys)
-        found: dict[str, tuple[int, str]] = {}
-        t = transactions_table.c
-        for start in range(0, len(wanted), _LOOKUP_CHUNK):
-            chunk = wanted[start : start + _LOOKUP_CHUNK]
-            rows = self.connection.execute(
-                select(t.idempotency_key, t.id, t.content_hash).where(t.idempotency_key.in_(chunk))
-            )
-            found.update({key: (transaction_id, digest) for key, transaction_id, digest in rows})
-        return found
-
     @staticmethod
-    def _check_existing(drafts: Iterable[Draft], found: Mapping[str, tuple[int, str]]) -> None:
-        for draft in drafts:
-            existing = found.get(draft.key)
-            if existing is not None and existing[1] != draft.content_hash:
-                raise IdempotencyConflictError(draft.key, existing[0])
+    def _check_existing(prepared: Iterable[_Prepared], found: Mapping[str, tuple[int, str]]) -> None:
+        for item in prepared:
+            existing = found.get(item.draft.key)
+            if existing is not None and existing[1] != item.digest:
+                raise IdempotencyConflictError(item.draft.key, existing[0])
 
     def _open_accounts(self, names: Iterable[str]) -> set[str]:
         """Insert accounts not known to exist; returns the names inserted (or found) in this transaction."""
@@ -434,10 +417,7 @@ class UnitOfWork:
             for name in set(names)
             if not self._ledger._is_known_account(name) and name not in self._opened_accounts
         )
-        if new:
-            now = self.now()
-            rows = [{"name": name, "kind": parse_account(name).kind, "opened_at": now} for name in new]
-            self.connection.execute(insert_ignoring_conflicts(self.connection, accounts_table), rows)
+        insert_accounts(self.connection, [(name, parse_account(name).kind) for name in new], self.now())
         return set(new)
 
     def _require_write(self) -> None:
@@ -698,7 +678,7 @@ class UnitOfWork:
             )
         return [(hold.deposit_key, result) for hold, result in zip(holds, results, strict=True)]
 
-    def _assign_holds_of_linked_senders(self, holds: list[Draft], outcome: Mapping[str, tuple[int, bool]]) -> None:
+    def _assign_holds_of_linked_senders(self, holds: list[Draft]) -> None:
         """Holds just posted whose sender is already linked go to that customer now (same transaction)."""
         senders = sorted({d.hold.sender for d in holds if d.hold is not None and d.hold.sender is not None})
         if not senders:
@@ -763,6 +743,14 @@ class UnitOfWork:
             _Hold(key, transaction_id, signature, holder, -int(total or 0), as_utc(held_at), assigned_id, customer)
             for key, transaction_id, signature, holder, total, held_at, assigned_id, customer in rows
         ]
+
+
+class _Prepared(NamedTuple):
+    """A checked draft with its content hash and evidence JSON, computed once."""
+
+    draft: Draft
+    digest: str
+    evidence_json: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

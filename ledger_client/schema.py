@@ -30,8 +30,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 metadata: Final[MetaData] = SQLModel.metadata
@@ -41,7 +41,9 @@ KEY_LENGTH: Final = 512
 
 # BIGINT on PostgreSQL; on SQLite an INTEGER PRIMARY KEY is the 64-bit rowid.
 _Id = BigInteger().with_variant(Integer(), "sqlite")
-_Evidence = JSON().with_variant(JSONB(), "postgresql")
+# Plain JSON (text, validated) rather than JSONB: evidence is written once and read rarely, and
+# JSONB's conversion roughly doubled the cost of inserting a few-KB reply (docs/BENCHMARKS.md).
+_Evidence = JSON()
 
 
 def _utc() -> DateTime:
@@ -82,10 +84,16 @@ class LedgerTransaction(SQLModel, table=True):
     __table_args__ = (
         PrimaryKeyConstraint("id", name="pk_ledger_transactions"),
         UniqueConstraint("idempotency_key", name="uq_ledger_transactions_idempotency_key"),
-        # A transaction is reversed at most once, whatever key the reversal carries.
-        UniqueConstraint("reverses_id", name="uq_ledger_transactions_reverses_id"),
+        # A transaction is reversed at most once, whatever key the reversal carries. Partial: the
+        # many transactions that reverse nothing add no index entry.
+        Index(
+            "uq_ledger_transactions_reverses_id",
+            "reverses_id",
+            unique=True,
+            postgresql_where=text("reverses_id IS NOT NULL"),
+            sqlite_where=text("reverses_id IS NOT NULL"),
+        ),
         Index("ix_ledger_transactions_kind_created_at", "kind", "created_at"),
-        Index("ix_ledger_transactions_created_at", "created_at"),
     )
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
 
 revision = "0001_ledger"
 down_revision = None
@@ -17,7 +16,7 @@ branch_labels = None
 depends_on = None
 
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-_EVIDENCE = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+_EVIDENCE = sa.JSON()  # text JSON on PostgreSQL too: written once, read rarely (see schema.py)
 
 
 def upgrade() -> None:
@@ -39,11 +38,17 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_ledger_transactions"),
         sa.UniqueConstraint("idempotency_key", name="uq_ledger_transactions_idempotency_key"),
-        sa.UniqueConstraint("reverses_id", name="uq_ledger_transactions_reverses_id"),
         sa.ForeignKeyConstraint(["reverses_id"], ["ledger_transactions.id"], name="fk_ledger_transactions_reverses_id"),
     )
+    op.create_index(
+        "uq_ledger_transactions_reverses_id",
+        "ledger_transactions",
+        ["reverses_id"],
+        unique=True,
+        postgresql_where=sa.text("reverses_id IS NOT NULL"),
+        sqlite_where=sa.text("reverses_id IS NOT NULL"),
+    )
     op.create_index("ix_ledger_transactions_kind_created_at", "ledger_transactions", ["kind", "created_at"])
-    op.create_index("ix_ledger_transactions_created_at", "ledger_transactions", ["created_at"])
     op.create_table(
         "ledger_postings",
         sa.Column("transaction_id", _ID, nullable=False),
