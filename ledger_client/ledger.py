@@ -328,9 +328,10 @@ class UnitOfWork:
             raise InvalidInputError(f"at most {MAX_BATCH} drafts per batch, got {len(drafts)}")
         by_key: dict[str, _Prepared] = {}
         for draft in drafts:
+            evidence_json = check_draft(draft)  # before hashing: a malformed draft gets a clear error
             earlier = by_key.get(draft.key)
             if earlier is None:
-                by_key[draft.key] = _Prepared(draft, draft.content_hash, check_draft(draft))
+                by_key[draft.key] = _Prepared(draft, draft.content_hash, evidence_json)
             elif earlier.draft is not draft and earlier.digest != draft.content_hash:
                 raise InvalidEntryError(f"key {draft.key!r} appears twice in the batch with different content")
         unique = sorted(by_key.values(), key=lambda p: p.draft.key)  # one lock order for every writer

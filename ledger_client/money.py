@@ -17,7 +17,7 @@ MICROS_PER_USD: Final = 10**USD_DECIMALS
 # accepted by the ledger (the asset table is configuration); their decimals come from that table.
 DEFAULT_DECIMALS: Final = {USD: 6, "SOL": 9, "USDC": 6, "USDT": 6, "PYUSD": 6, "OSR": 9}
 
-_DECIMAL_TEXT: Final = re.compile(r"([+-]?)(\d+)(?:\.(\d+))?")
+_DECIMAL_TEXT: Final = re.compile(r"([+-]?)(\d*)(?:\.(\d*))?")
 
 
 def format_units(amount: int, decimals: int) -> str:
@@ -35,10 +35,10 @@ def parse_units(text: str, decimals: int) -> int:
     More places than the currency has is an error (never rounded); so are exponents, NaN and infinity.
     """
     match = _DECIMAL_TEXT.fullmatch(text.strip())
-    if match is None:
+    if match is None or not (match.group(2) or match.group(3)):  # "5", "5.", ".5" and "5.25" are fine
         raise ValueError(f"not a plain decimal amount: {text.strip()!r}")
     sign: str = match.group(1)
-    whole: str = match.group(2)
+    whole: str = match.group(2) or "0"
     fraction: str = match.group(3) or ""
     if len(fraction) > decimals:
         places = "no decimal places" if decimals == 0 else f"at most {decimals} decimal places"

@@ -571,3 +571,15 @@ def test_transactions_are_read_by_id_and_key(ledger: Ledger) -> None:
     assert ledger.transaction_by_key("stripe:cs_missing") is None
     with pytest.raises(NotFoundError):
         ledger.transaction(posted.transaction_id + 1000)
+
+
+def test_a_malformed_draft_is_refused_with_a_ledger_error_before_anything_is_written(ledger: Ledger) -> None:
+    decimal_amounts = Draft(
+        "stripe:cs_decimal",
+        "card_topup",
+        (Posting("stripe:clearing", "USD", Decimal("1.5")), Posting("agt_a", "USD", Decimal("-1.5"))),  # type: ignore[arg-type]
+        {},
+    )
+    with pytest.raises(InvalidEntryError, match="not an integer of base units"):
+        ledger.post_many([topup("fine", "agt_a", 1_000_000), decimal_amounts])
+    assert count_transactions(ledger) == 0

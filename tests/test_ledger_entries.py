@@ -55,13 +55,22 @@ def test_units_print_as_plain_fixed_point(units: int, decimals: int, text: str) 
 
 
 @pytest.mark.parametrize(
-    ("text", "decimals", "units"), [("12.5", 6, 12_500_000), ("-0.000001", 6, -1), ("+3", 6, 3_000_000), ("7", 0, 7)]
+    ("text", "decimals", "units"),
+    [
+        ("12.5", 6, 12_500_000),
+        ("-0.000001", 6, -1),
+        ("+3", 6, 3_000_000),
+        ("7", 0, 7),
+        (".5", 6, 500_000),
+        ("5.", 6, 5_000_000),
+        (" 2.25 ", 6, 2_250_000),
+    ],
 )
 def test_decimal_text_parses_exactly(text: str, decimals: int, units: int) -> None:
     assert parse_units(text, decimals) == units
 
 
-@pytest.mark.parametrize("text", ["1.0000001", "1e3", "NaN", "inf", "1,5", "", "--1", "0x10", "1.2.3"])
+@pytest.mark.parametrize("text", ["1.0000001", "1e3", "NaN", "inf", "1,5", "", ".", "-", "--1", "0x10", "1.2.3"])
 def test_bad_or_too_precise_amounts_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match=r"decimal|places"):
         parse_units(text, 6)
