@@ -31,7 +31,7 @@ from ledger_client import (
     parse_deposit_key,
     parse_units,
 )
-from ledger_client.entries import MAX_KEY_LENGTH, adjustment_key, check_signature
+from ledger_client.entries import MAX_KEY_LENGTH, adjustment_key, check_signature, encode_json
 from ledger_client.errors import DatabaseError, IdempotencyConflictError, InvalidInputError, LedgerError
 from ledger_client.money import DEFAULT_DECIMALS
 from ledger_client.records import FLAG, SuspenseHold, Transaction
@@ -467,7 +467,7 @@ def run_show(args: argparse.Namespace, settings: Settings) -> int:
             transaction = found
     record = _transaction_record(transaction, settings)
     if args.format == "json":
-        sys.stdout.buffer.write(orjson.dumps(record, default=str) + b"\n")
+        print(encode_json(record))  # evidence decimals stay exact JSON numbers
         return EXIT_OK
     print(f"transaction {transaction.id} {transaction.kind} {transaction.key} at {record['created_at']}")
     if transaction.reverses is not None:
