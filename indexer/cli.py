@@ -55,7 +55,13 @@ def _settings_options() -> argparse.ArgumentParser:
     group.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="TOML configuration file")
     for field in FIELDS:
         if field.option:
-            group.add_argument(field.flag, dest=f"setting_{field.name}", default=argparse.SUPPRESS, help=field.help)
+            group.add_argument(
+                field.flag,
+                dest=f"setting_{field.name}",
+                metavar=field.name.upper(),
+                default=argparse.SUPPRESS,
+                help=field.help,
+            )
     return parent
 
 

@@ -32,6 +32,7 @@ DEFAULT_RPC_URL: Final = "https://api.mainnet-beta.solana.com"
 DEFAULT_COINGECKO_URL: Final = "https://api.coingecko.com/api/v3"
 DEFAULT_STRIPE_API_BASE: Final = "https://api.stripe.com"
 DEFAULT_DATABASE_URL: Final = "sqlite:///./treasury.db"
+DEFAULT_MEMO_PATTERN: Final = re.compile(r"\b(?P<ref>SR-[A-Z0-9]{4,32})\b")
 DEFAULT_DUST_RAW: Final[Mapping[str, int]] = {
     "SOL": 100_000,
     "USDC": 10_000,
@@ -103,6 +104,8 @@ class Settings:
     health_addr: tuple[str, int] = ("127.0.0.1", 8787)
     price_max_age_s: int = 7200
     start: dt.datetime | None = None
+    # A deposit reference in a memo: a per-customer code issued by the billing service (DESIGN.md §3).
+    memo_pattern: re.Pattern[str] = DEFAULT_MEMO_PATTERN
     assets: tuple[Asset, ...] = DEFAULT_ASSETS
 
     @property
@@ -280,6 +283,19 @@ def _parse_start(value: Any) -> dt.datetime | None:
     return parse_time(text) if text else None
 
 
+def _parse_pattern(value: Any) -> re.Pattern[str]:
+    text = _text(value)
+    if not text:
+        raise ValueError("the memo pattern is empty")
+    try:
+        pattern = re.compile(text)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression: {exc}") from None
+    if pattern.groups > 1 and "ref" not in pattern.groupindex:
+        raise ValueError("a pattern with several groups names the reference with (?P<ref>…)")
+    return pattern
+
+
 def _parse_assets(value: Any) -> tuple[Asset, ...]:
     if not isinstance(value, list) or not value:
         raise ValueError("expected a non-empty array of tables [[assets]]")
@@ -364,6 +380,7 @@ FIELDS: Final[tuple[_Field, ...]] = (
     _Field("health_addr", _parse_host_port, help="HOST:PORT of /healthz and /metrics"),
     _Field("price_max_age_s", _parse_positive_int, help="oldest acceptable price point, seconds"),
     _Field("start", _parse_start, help="ISO 8601 time where a scan with no cursor begins"),
+    _Field("memo_pattern", _parse_pattern, help="regex finding deposit references in memos"),
     _Field("assets", _parse_assets, option=False),
 )
 _ATTRIBUTE: Final = {"dust": "dust_raw"}

@@ -60,9 +60,9 @@ def url(tmp_path: Path) -> str:
 def test_db_upgrade_creates_the_database_then_has_nothing_to_do(url: str) -> None:
     first = treasury(url, "db", "upgrade")
     assert first.returncode == 0, first.stderr
-    assert first.stdout.strip().endswith("migrated from an empty database to revision 0001_ledger")
+    assert first.stdout.strip().endswith("migrated from an empty database to revision 0002_indexer")
     again = treasury(url, "db", "upgrade")
-    assert again.stdout.strip().endswith("already at revision 0001_ledger")
+    assert again.stdout.strip().endswith("already at revision 0002_indexer")
 
 
 def test_balance_of_a_new_customer_on_an_empty_database_is_zero(url: str) -> None:
@@ -166,7 +166,8 @@ def test_adjust_a_token_account_in_its_currency(url: str) -> None:
         (("ledger", "adjust", "agt_a", "1", "--key", "k"), "--reason"),
         (("wallets", "link", "not-an-address", "agt_a"), "not a Solana address"),
         (("deposits", "claim", "not-a-signature", "agt_a"), "not a transaction signature"),
-        (("deposits", "assign", "42", "agt_a"), "not a deposit key"),
+        (("deposits", "assign", "nope", "agt_a"), "neither a deposit id nor a deposit key"),
+        (("deposits", "assign", "42", "agt_a"), "no deposit with id 42"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(url: str, args: tuple[str, ...], needle: str) -> None:

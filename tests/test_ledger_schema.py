@@ -13,12 +13,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
+import indexer.store  # noqa: F401 - the indexer's tables are on the same MetaData and in the same chain
 import ledger_client
 from ledger_client import Ledger, SchemaError
 from ledger_client.migrate import MIGRATIONS, SchemaState, head_revision, schema_state
 from ledger_client.schema import LEDGER_TABLES, metadata
 from tests import pg
 from tests.pg import PgServer
+
+HEAD = "0002_indexer"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -48,7 +51,7 @@ def test_an_empty_database_is_migrated_on_first_use_and_only_then(empty_url: str
         assert ledger.ensure_schema() is False
         assert ledger.upgrade() == (head_revision(), head_revision())
         with ledger.engine.connect() as connection:
-            assert schema_state(connection) == (SchemaState.CURRENT, "0001_ledger")
+            assert schema_state(connection) == (SchemaState.CURRENT, HEAD)
             assert {t.name for t in LEDGER_TABLES} <= set(inspect(connection).get_table_names())
 
 
@@ -71,7 +74,7 @@ def test_processes_starting_together_on_an_empty_database_migrate_it_once(empty_
         thread.join(timeout=120)
     assert errors == []
     with Ledger.open(empty_url) as ledger, ledger.engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001_ledger"]
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [HEAD]
 
 
 def test_an_unknown_revision_or_unmanaged_tables_are_refused(empty_url: str) -> None:
@@ -103,4 +106,5 @@ def test_migrations_ship_inside_the_package() -> None:
 
 
 def test_the_chain_has_one_head() -> None:
-    assert head_revision() == "0001_ledger"
+    # One chain for the whole database: the ledger, then the indexer's tables (issue 5).
+    assert head_revision() == HEAD

@@ -6,11 +6,18 @@ import argparse
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeAlias
 
-from indexer.commands import ledger, parse, quote, replay
+from indexer.commands import backfill, deposits, ledger, parse, quote, replay
 
 if TYPE_CHECKING:
     Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
 Register: TypeAlias = Callable[["Subparsers", Sequence[argparse.ArgumentParser]], None]
 
-COMMANDS: tuple[Register, ...] = (parse.register, quote.register, ledger.register, replay.register)
+COMMANDS: tuple[Register, ...] = (
+    parse.register,
+    quote.register,
+    backfill.register,
+    deposits.register,
+    ledger.register,
+    replay.register,
+)

@@ -1,5 +1,5 @@
 """Ledger commands (issue 3): `treasury db upgrade`, `treasury ledger balance|adjust|verify|suspense|show|reverse`,
-`treasury wallets link`, `treasury deposits claim|assign`.
+`treasury wallets link` (the deposits commands are in indexer/commands/deposits.py).
 
 Every command but `db upgrade` migrates an empty database by itself (`open_ledger`). Arguments are
 checked before the database is opened, so bad input writes nothing. Ledger errors are mapped to exit
@@ -28,10 +28,9 @@ from ledger_client import (
     adjustment_entry,
     format_units,
     parse_account,
-    parse_deposit_key,
     parse_units,
 )
-from ledger_client.entries import MAX_KEY_LENGTH, adjustment_key, check_signature, encode_json
+from ledger_client.entries import MAX_KEY_LENGTH, adjustment_key, encode_json
 from ledger_client.errors import DatabaseError, IdempotencyConflictError, InvalidInputError, LedgerError
 from ledger_client.money import DEFAULT_DECIMALS
 from ledger_client.records import FLAG, SuspenseHold, Transaction
@@ -48,7 +47,6 @@ def register(
     _register_db(subparsers, parents)
     _register_ledger(subparsers, parents)
     _register_wallets(subparsers, parents)
-    _register_deposits(subparsers, parents)
 
 
 def _group(
@@ -176,36 +174,6 @@ def _register_wallets(
     link.add_argument("--reason", metavar="TEXT", help="why (required with --move; audited)")
     _format_option(link)
     link.set_defaults(handler=run_link)
-
-
-def _register_deposits(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], parents: Sequence[argparse.ArgumentParser]
-) -> None:
-    inner = _group(subparsers, parents, "deposits", "deposits: claims and assignment out of suspense")
-    claim = inner.add_parser(
-        "claim",
-        parents=parents,
-        help="record a customer's claim on a transaction signature (never credits by itself)",
-        description="Record that customer ACCOUNT names SIGNATURE as their deposit. A claim alone never "
-        "credits: it is shown beside the deposit in suspense for an operator to decide.",
-    )
-    claim.add_argument("signature", metavar="SIGNATURE")
-    claim.add_argument("account", metavar="ACCOUNT")
-    _format_option(claim)
-    claim.set_defaults(handler=run_claim)
-
-    assign = inner.add_parser(
-        "assign",
-        parents=parents,
-        help="assign a deposit held in suspense to a customer (once)",
-        description="Move the credits of a deposit held in suspense to customer ACCOUNT, exactly once. "
-        "DEPOSIT_ID is the deposit key (sol:<signature>:<account>:<asset>).",
-    )
-    assign.add_argument("deposit", metavar="DEPOSIT_ID")
-    assign.add_argument("account", metavar="ACCOUNT")
-    assign.add_argument("--reason", metavar="TEXT", help="why (audited)")
-    _format_option(assign)
-    assign.set_defaults(handler=run_assign)
 
 
 # --- shared helpers ---
@@ -501,8 +469,18 @@ def run_link(args: argparse.Namespace, settings: Settings) -> int:
     customer = _customer(args.account, settings)
     if args.move and not (args.reason and args.reason.strip()):
         raise UsageError("wallets link: --move needs --reason TEXT (moves are audited)")
-    with open_ledger(settings) as ledger:
-        link = ledger.link_wallet(address, customer, move=args.move, reason=args.reason, actor=operator())
+    from indexer import store  # noqa: PLC0415 - SQLAlchemy tables load only for ledger commands
+
+    def link_and_record(uow: Any) -> Any:
+        link = uow.link_wallet(address, customer, move=args.move, reason=args.reason, actor=operator())
+        moved = {key: customer for key, result in link.assigned}
+        store.record_assignments(
+            uow.connection, moved, attribution="linked_wallet", now=uow.now(), detail={"wallet": address}
+        )
+        return link
+
+    with open_ledger(settings) as ledger, ledger_errors(settings):
+        link = ledger.run(link_and_record)
     if not link.changed:
         text = f"wallet {address} is already linked to {customer}"
     elif link.previous_customer:
@@ -525,59 +503,5 @@ def run_link(args: argparse.Namespace, settings: Settings) -> int:
             ],
         },
         text,
-    )
-    return EXIT_OK
-
-
-def run_claim(args: argparse.Namespace, settings: Settings) -> int:
-    with ledger_errors(settings):
-        signature = check_signature(args.signature.strip())
-    customer = _customer(args.account, settings)
-    with open_ledger(settings) as ledger:
-        claim = ledger.claim(signature, customer)
-        holds = [h for h in ledger.suspense_holds(include_assigned=True) if h.signature == signature]
-    text = f"claim recorded: {customer} names {signature} (a claim alone never credits)"
-    for hold in holds:
-        if hold.assigned_to:
-            text += f"; deposit {hold.deposit_key} was already assigned to {hold.assigned_to}"
-        else:
-            text += (
-                f"; deposit {hold.deposit_key} ({_usd(hold.credits_micros)} USD) waits in suspense: "
-                "an operator may assign it with `treasury deposits assign`"
-            )
-    _emit(
-        args,
-        {
-            "signature": signature,
-            "customer": customer,
-            "claimed_at": claim.claimed_at.isoformat(),
-            "suspense": [_hold_record(hold) for hold in holds],
-        },
-        text,
-    )
-    return EXIT_OK
-
-
-def run_assign(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        parse_deposit_key(args.deposit)
-    except LedgerError:
-        raise UsageError(
-            f"deposits assign: DEPOSIT_ID {args.deposit!r} is not a deposit key "
-            "(sol:<signature>:<receiving account>:<asset>)"
-        ) from None
-    customer = _customer(args.account, settings)
-    with open_ledger(settings) as ledger:
-        result = ledger.assign_suspense(args.deposit, customer, actor=operator(), reason=args.reason)
-    state = "assigned" if result.created else "was already assigned, nothing changed"
-    _emit(
-        args,
-        {
-            "deposit_key": args.deposit,
-            "customer": customer,
-            "transaction_id": result.transaction_id,
-            "created": result.created,
-        },
-        f"deposit {args.deposit} {state} to {customer}: transaction {result.transaction_id}",
     )
     return EXIT_OK
