@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
+import contextlib
 import dataclasses
 import datetime as dt
 import re
@@ -38,6 +40,7 @@ from indexer.config import Settings
 from indexer.parser import ParseError, Watch, parse_transaction
 from indexer.rpc import RpcError, SignatureInfo, SolanaRpc
 from ledger_client import Ledger, crypto_deposit_entry, deposit_key
+from ledger_client.database import to_storage_time
 from ledger_client.ledger import UnitOfWork
 from pricing import PriceOracle, PriceUnavailable, Quote, compute_credit
 from pricing.assets import AssetTable
@@ -47,7 +50,9 @@ T = TypeVar("T")
 
 FINALIZED: Final = "finalized"
 CONFIRMED: Final = "confirmed"
-SETTLE_BATCH: Final = 500  # deposits priced and credited per database transaction
+# Deposits priced and credited per database transaction: bounds the memory a batch of credits holds
+# (each carries its transaction as evidence, a few KB) while keeping statements few.
+SETTLE_BATCH: Final = 250
 MAX_PAGES_PER_ADDRESS: Final = 1_000_000  # a bound on one address's walk in one run (1e9 signatures)
 
 _log = structlog.get_logger("indexer.pipeline")
@@ -75,6 +80,16 @@ class ScanFailedError(PipelineError):
     def __init__(self, address: str, message: str) -> None:
         super().__init__(f"{address}: {message}")
         self.address = address
+
+
+@dataclasses.dataclass(frozen=True)
+class _Page:
+    """A page fetched, parsed and priced by the producer, waiting to be written."""
+
+    segment: scan.Segment  # the segment as it was before this page
+    outcome: scan.PageOutcome
+    fetched: list[store.FetchedTransaction]
+    priced: dict[str, dict[str, Any]]
 
 
 @dataclasses.dataclass
@@ -126,14 +141,20 @@ class Pipeline:
         self.memo_pattern: re.Pattern[str] = settings.memo_pattern
         self._on_progress = on_progress
         self._watch: Watch | None = None
+        # One thread for the database: units of work run in order, and memory stays in one malloc arena
+        # instead of growing with every thread of the default executor.
+        self._database_thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
 
     # --- database access from async code: the ledger is synchronous, so it runs in a thread ---
 
     async def _run(self, fn: Callable[[UnitOfWork], T]) -> T:
-        return await asyncio.to_thread(self.ledger.run, fn)
+        return await asyncio.get_running_loop().run_in_executor(self._database_thread, self.ledger.run, fn)
 
     async def _read(self, fn: Callable[[UnitOfWork], T]) -> T:
-        return await asyncio.to_thread(self.ledger.read, fn)
+        return await asyncio.get_running_loop().run_in_executor(self._database_thread, self.ledger.read, fn)
+
+    def close(self) -> None:
+        self._database_thread.shutdown(wait=True)
 
     # --- start-up: mints and token accounts ---
 
@@ -261,80 +282,188 @@ class Pipeline:
         commitment: str,
         budget: list[int] | None,
     ) -> None:
-        address = stored.segment.address
+        """Walk one segment: a producer fetches, parses and prices the next page while the previous one is
+        written (two pages in flight at most, so memory stays one page deep); pages commit in order."""
+        queue: asyncio.Queue[_Page | BaseException | None] = asyncio.Queue(maxsize=1)
+        producer = asyncio.create_task(self._produce(stored.segment, summary, commitment, budget, queue))
         current: store.StoredSegment | None = stored
-        for _ in range(MAX_PAGES_PER_ADDRESS):
-            if current is None or (budget is not None and budget[0] == 0):
-                return
-            limit = self.page_limit
-            if budget is not None and budget[0] > 0:
-                limit = min(limit, budget[0])
-            page = await self.rpc.get_signatures_for_address(
-                address,
-                before=current.segment.upper_signature,
-                until=current.segment.lower_signature,
-                limit=limit,
-                commitment=commitment,
-            )
-            summary.signatures += len(page)
-            # A full page (even one cut to the run's budget) is not the end of the history.
-            outcome = scan.judge_page(current.segment, page, limit)
-            current = await self._record_page(current, outcome, summary, commitment=commitment)
-            if budget is not None and budget[0] > 0:
-                budget[0] = max(budget[0] - len(outcome.wanted), 0)
-            if self._on_progress is not None:
-                self._on_progress(summary, address)
-        raise ScanFailedError(address, f"more than {MAX_PAGES_PER_ADDRESS} pages in one run")
+        try:
+            for _ in range(MAX_PAGES_PER_ADDRESS + 1):
+                item = await queue.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                if current is None or current.segment != item.segment:
+                    return  # another worker moved this segment: what it holds is recorded by it
+                current = await self._commit_page(current, item, summary, commitment=commitment)
+                if self._on_progress is not None:
+                    self._on_progress(summary, stored.segment.address)
+        finally:
+            producer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await producer
 
-    async def _record_page(
+    async def _produce(
         self,
-        stored: store.StoredSegment,
-        outcome: scan.PageOutcome,
+        segment: scan.Segment,
         summary: RunSummary,
-        *,
         commitment: str,
-    ) -> store.StoredSegment | None:
-        """Fetch, parse and record one page with the cursor move; returns what is left of the segment."""
-        address = stored.segment.address
-        wanted: Sequence[Any] = outcome.wanted
+        budget: list[int] | None,
+        queue: asyncio.Queue[_Page | BaseException | None],
+    ) -> None:
+        try:
+            for _ in range(MAX_PAGES_PER_ADDRESS):
+                if budget is not None and budget[0] == 0:
+                    break
+                limit = self.page_limit
+                if budget is not None and budget[0] > 0:
+                    limit = min(limit, budget[0])
+                page = await self.rpc.get_signatures_for_address(
+                    segment.address,
+                    before=segment.upper_signature,
+                    until=segment.lower_signature,
+                    limit=limit,
+                    commitment=commitment,
+                )
+                summary.signatures += len(page)
+                # A full page (even one cut to the run's budget) is not the end of the history.
+                outcome = scan.judge_page(segment, page, limit)
+                fetched = await self._fetch_new(outcome.wanted, commitment=commitment)
+                summary.transactions_fetched += len(fetched)
+                priced = await self._price_new(fetched) if commitment == FINALIZED else {}
+                await queue.put(_Page(segment, outcome, fetched, priced))
+                if budget is not None and budget[0] > 0:
+                    budget[0] = max(budget[0] - len(outcome.wanted), 0)
+                if outcome.remaining is None:
+                    break
+                segment = outcome.remaining
+            else:
+                raise ScanFailedError(segment.address, f"more than {MAX_PAGES_PER_ADDRESS} pages in one run")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # handed to the consumer, which raises it after the pages before it
+            await queue.put(exc)
+            return
+        await queue.put(None)
+
+    async def _fetch_new(self, wanted: Sequence[Any], *, commitment: str) -> list[store.FetchedTransaction]:
         signatures = [entry.signature for entry in wanted]
         known = await self._read(lambda uow: store.known_transactions(uow.connection, signatures))
         todo = [entry for entry in wanted if known.get(entry.signature) != FINALIZED]
         if commitment == CONFIRMED:
             todo = [entry for entry in todo if entry.signature not in known]
-        fetched = await self.fetch(todo, commitment=commitment)
-        summary.transactions_fetched += len(fetched)
-        now = self.clock()
-        remaining = outcome.remaining
-        newest = outcome.newest
+        return await self.fetch(todo, commitment=commitment)
 
-        def write(uow: UnitOfWork) -> tuple[bool, list[int]]:
+    async def _commit_page(
+        self, stored: store.StoredSegment, page: _Page, summary: RunSummary, *, commitment: str
+    ) -> store.StoredSegment | None:
+        """Record one page with the cursor move in one transaction, then credit its priced deposits;
+        returns what is left of the segment (None: finished, or moved by another worker)."""
+        address = stored.segment.address
+        now = self.clock()
+        remaining = page.outcome.remaining
+        newest = page.outcome.newest
+
+        def write(uow: UnitOfWork) -> list[store.NewDeposit] | None:
             connection = uow.connection
             if not store.advance_segment(connection, stored, remaining, now):
-                return False, []  # another worker recorded this page first: nothing to do
+                return None  # another worker recorded this page first: nothing to do
             if stored.segment.upper_signature is None and newest is not None:
                 store.set_head(connection, address, newest.signature, newest.slot, now)
-            new_ids = store.record_transactions(
-                connection, fetched, commitment=commitment, symbols=self.symbols, now=now
+            return store.record_transactions(
+                connection, page.fetched, commitment=commitment, symbols=self.symbols, now=now, priced=page.priced
             )
-            return True, new_ids
 
-        moved, new_ids = await self._run(write)
-        if not moved:
+        new = await self._run(write)
+        if new is None:
             _log.info("segment_moved_by_another_worker", address=address)
-            left = await self._read(lambda uow: store.segments(uow.connection, address))
-            return next((s for s in left if s.id == stored.id), None)
-        summary.deposits_found += len(new_ids)
-        if new_ids:
-            rows = await self._read(lambda uow: _deposits_by_ids(uow, new_ids))
-            for row in rows:
-                if row.status == store.IGNORED and row.reason:
-                    summary.ignored_by_reason[row.reason] += 1
-            if commitment == FINALIZED:
-                await self.settle(summary, ids=new_ids)
+            return None
+        summary.deposits_found += len(new)
+        for deposit in new:
+            if deposit.status == store.IGNORED and deposit.reason:
+                summary.ignored_by_reason[deposit.reason] += 1
+            elif deposit.status == store.PENDING_PRICE:
+                summary.pending_price[deposit.id] = deposit.reason or "no_point"
+        to_credit = [deposit.id for deposit in new if deposit.stage == store.PRICED]
+        for start in range(0, len(to_credit), SETTLE_BATCH):
+            await self._credit(to_credit[start : start + SETTLE_BATCH], summary)
         if remaining is None:
             return None
         return store.StoredSegment(stored.id, remaining)
+
+    async def _price_new(self, fetched: Sequence[store.FetchedTransaction]) -> dict[str, dict[str, Any]]:
+        """Attribution and the stored price of the creditable inflows of a page, decided before it is
+        written (deposit key -> deposit columns)."""
+        inflows = [
+            change
+            for item in fetched
+            if item.parsed is not None
+            for change in item.parsed.changes
+            if change.direction == "in" and change.status == "creditable"
+        ]
+        if not inflows:
+            return {}
+        attributions = await self._attributions_of([(change.memo, change.counterparty) for change in inflows])
+        now = self.clock()
+        priced: dict[str, dict[str, Any]] = {}
+        for change, attribution in zip(inflows, attributions, strict=True):
+            asset = self.assets.by_key(change.asset)
+            if asset is None:  # pragma: no cover - the parser marks other mints unsupported
+                continue
+            try:
+                if change.block_time is None:
+                    raise PriceUnavailable("no_point", "the transaction has no block time")
+                at = dt.datetime.fromtimestamp(change.block_time, dt.UTC)
+                quote: Quote | None = await self.oracle.quote(asset, at, now=now, live=False)
+                reason = None
+            except PriceUnavailable as exc:
+                quote, reason = None, exc.reason
+            step = self._decision(
+                asset, change.amount_raw, attribution=attribution, quote=quote, reason=reason, now=now
+            )
+            priced[store.deposit_key_of(change)] = {"status": step[0], **step[1]}
+        return priced
+
+    def _decision(
+        self,
+        asset: Any,
+        amount_raw: int,
+        *,
+        attribution: Attribution,
+        quote: Quote | None,
+        reason: str | None,
+        now: dt.datetime,
+    ) -> tuple[str, dict[str, Any]]:
+        """What to store for a final deposit: (status, columns) — priced, waiting for a price, or dust."""
+        customer = attribution.customer
+        method = attribution.method if customer is not None else ATTRIBUTED_SUSPENSE
+        who = {"customer": customer, "attribution": method, "reference": attribution.reference}
+        if quote is None:
+            return store.PENDING_PRICE, {**who, "reason": reason or "no_point"}
+        credit = compute_credit(
+            asset,
+            amount_raw,
+            quote.price_usd,
+            osr_bonus=self.settings.osr_bonus,
+            osr_burn_share=self.settings.osr_burn_share,
+        )
+        if credit.credits_micros <= 0:
+            # Worth less than one micro-dollar at its price: never a credit at 0.
+            return store.IGNORED, {"reason": "dust"}
+        return store.PENDING, {
+            **who,
+            "stage": store.PRICED,
+            "reason": None,
+            "quote": quote.to_evidence(),
+            "price_usd": decimal_text(quote.price_usd),
+            "usd_value_micros": credit.usd_value_micros,
+            "bonus_micros": credit.bonus_micros,
+            "credits_micros": credit.credits_micros,
+            "burn_raw": None if credit.burn_raw is None else str(credit.burn_raw),
+            "retained_raw": None if credit.retained_raw is None else str(credit.retained_raw),
+            "priced_at": to_storage_time(now),
+        }
 
     async def fetch(self, entries: Sequence[SignatureInfo], *, commitment: str) -> list[store.FetchedTransaction]:
         """The transactions of a page, fetched in batches and parsed. A signature the node listed but
@@ -386,28 +515,30 @@ class Pipeline:
 
     async def _attributions(self, rows: Sequence[store.DepositRow]) -> dict[int, Attribution]:
         """Who gets each deposit's credits (DESIGN.md §3), decided when it is final."""
-        references = {
-            reference for row in rows for reference in references_in([row.memo] if row.memo else [], self.memo_pattern)
-        }
-        senders = {row.sender for row in rows if row.sender}
+        found = await self._attributions_of([(row.memo, row.sender) for row in rows])
+        return {row.id: attribution for row, attribution in zip(rows, found, strict=True)}
 
-        def lookups(uow: UnitOfWork) -> tuple[dict[str, str], dict[str, str | None]]:
-            return (
-                store.customers_for_references(uow.connection, references),
-                {sender: uow.customer_for_wallet(sender) for sender in senders},
-            )
+    async def _attributions_of(self, deposits: Sequence[tuple[str | None, str | None]]) -> list[Attribution]:
+        """Attribution of (memo, sender) pairs, with the lookups done in one read."""
+        references = {
+            reference for memo, _ in deposits for reference in references_in([memo] if memo else [], self.memo_pattern)
+        }
+        senders = {sender for _, sender in deposits if sender}
+
+        def lookups(uow: UnitOfWork) -> tuple[dict[str, str], dict[str, str]]:
+            return store.customers_for_references(uow.connection, references), uow.customers_for_wallets(senders)
 
         customer_of_reference, customer_of_wallet = await self._read(lookups)
-        return {
-            row.id: attribute(
-                [row.memo] if row.memo else [],
-                row.sender,
+        return [
+            attribute(
+                [memo] if memo else [],
+                sender,
                 pattern=self.memo_pattern,
                 customer_for_reference=customer_of_reference.get,
                 customer_for_wallet=customer_of_wallet.get,
             )
-            for row in rows
-        }
+            for memo, sender in deposits
+        ]
 
     async def _price(self, rows: Sequence[store.DepositRow], summary: RunSummary, *, live: bool) -> None:
         to_price = [row for row in rows if row.stage == store.FINALIZED]
@@ -442,50 +573,21 @@ class Pipeline:
         decisions: Sequence[tuple[store.DepositRow, Attribution, Quote | None, str | None]],
         now: dt.datetime,
     ) -> None:
-        """Store each deposit's quote and credit figures (or why it waits for a price)."""
-        connection = uow.connection
+        """Store each deposit's quote and credit figures (or why it waits for a price), in one batch."""
+        steps: list[store.Transition] = []
         for row, attribution, quote, reason in decisions:
-            customer = attribution.customer
-            method = attribution.method if customer is not None else ATTRIBUTED_SUSPENSE
-            if quote is None:
-                store.mark_pending_price(
-                    connection,
-                    row,
-                    reason=reason or "no_point",
-                    customer=customer,
-                    attribution=method,
-                    reference=attribution.reference,
-                    now=now,
-                )
-                continue
             asset = self.assets.by_key(row.asset)
             assert asset is not None
-            credit = compute_credit(
-                asset,
-                row.amount_raw,
-                quote.price_usd,
-                osr_bonus=self.settings.osr_bonus,
-                osr_burn_share=self.settings.osr_burn_share,
+            status, values = self._decision(
+                asset, row.amount_raw, attribution=attribution, quote=quote, reason=reason, now=now
             )
-            if credit.credits_micros <= 0:
-                # Worth less than one micro-dollar at its price: never a credit at 0.
-                store.ignore(connection, row, reason="dust", now=now)
-                continue
-            store.store_price(
-                connection,
-                row,
-                quote=quote.to_evidence(),
-                price_usd=decimal_text(quote.price_usd),
-                usd_value_micros=credit.usd_value_micros,
-                bonus_micros=credit.bonus_micros,
-                credits_micros=credit.credits_micros,
-                burn_raw=credit.burn_raw,
-                retained_raw=credit.retained_raw,
-                customer=customer,
-                attribution=method,
-                reference=attribution.reference,
-                now=now,
-            )
+            detail: dict[str, Any] | None = None
+            if status == store.PENDING:
+                detail = {"priced": values["price_usd"], "source": values["quote"].get("source")}
+            elif values.get("reason") != row.reason:
+                detail = {"reason": values.get("reason")}
+            steps.append(store.Transition(row, status, values, detail))
+        store.apply_transitions(uow.connection, steps, now)
 
     async def price_manually(
         self, deposit_id: int, price_usd: Decimal, *, reason: str, actor: str, summary: RunSummary
@@ -530,27 +632,32 @@ class Pipeline:
             raws = store.raw_transactions(connection, [row.signature for row in rows])
             drafts = [self._draft(row, raws.get(row.signature)) for row in rows]
             results = uow.post_many(drafts)
+            # A sender's wallet linked meanwhile: the ledger assigned that hold in the same transaction.
+            linked_now = uow.customers_for_wallets(row.sender for row in rows if row.customer is None and row.sender)
             outcome = []
+            steps = []
             for row, result in zip(rows, results, strict=True):
                 customer = row.customer
                 status = store.CREDITED if customer is not None else store.SUSPENSE
                 attribution = row.attribution
                 if customer is None and row.sender is not None:
-                    # The sender's wallet was linked meanwhile: the ledger assigned the hold already.
-                    linked = uow.customer_for_wallet(row.sender)
+                    linked = linked_now.get(row.sender)
                     if linked is not None:
                         customer, status, attribution = linked, store.CREDITED, "linked_wallet"
-                store.mark_credited(
-                    connection,
-                    row,
-                    status=status,
-                    customer=customer,
-                    attribution=attribution,
-                    ledger_transaction_id=result.transaction_id,
-                    now=now,
+                steps.append(
+                    store.credited_step(
+                        row,
+                        status=status,
+                        customer=customer,
+                        attribution=attribution,
+                        ledger_transaction_id=result.transaction_id,
+                        now=now,
+                    )
                 )
                 outcome.append((row, status))
-            return outcome
+            moved = store.apply_transitions(connection, steps, now)
+            # Another worker may have credited some of them first (same key, same content): not ours.
+            return [(row, status) for row, status in outcome if row.id in moved]
 
         for row, status in await self._run(write):
             if status == store.CREDITED:
@@ -620,10 +727,6 @@ class Pipeline:
             evidence,
             sender=row.sender,
         )
-
-
-def _deposits_by_ids(uow: UnitOfWork, ids: Sequence[int]) -> list[store.DepositRow]:
-    return [row for deposit_id in ids if (row := store.deposit_by_id(uow.connection, deposit_id)) is not None]
 
 
 def summary_record(summary: RunSummary, assets: AssetTable) -> dict[str, Any]:

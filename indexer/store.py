@@ -41,6 +41,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    bindparam,
     func,
     select,
     update,
@@ -396,6 +397,14 @@ class FetchedTransaction:
     raw: bytes | None
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewDeposit:
+    id: int
+    stage: str
+    status: str
+    reason: str | None
+
+
 def record_transactions(
     connection: Connection,
     fetched: Sequence[FetchedTransaction],
@@ -403,9 +412,13 @@ def record_transactions(
     commitment: str,
     symbols: Mapping[str, str],
     now: dt.datetime,
-) -> list[int]:
-    """Record transactions and their balance changes; returns the ids of deposits new in this call.
+    priced: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[NewDeposit]:
+    """Record transactions and their balance changes; returns the deposits new in this call.
 
+    `priced` (deposit key -> columns) carries what was decided before the write for final deposits:
+    attribution and the stored quote with the credit figures (stage priced), or why a price is
+    missing (pending_price) — the quote is stored before any credit is posted (DESIGN.md §4).
     Idempotent: a transaction, deposit or outflow recorded before is left alone, except that a
     transaction seen at `confirmed` is promoted when it comes back `finalized`.
     """
@@ -435,7 +448,9 @@ def record_transactions(
             continue
         for change in parsed.changes:
             if change.direction == "in":
-                deposit_rows.append(_deposit_row(change, item.slot, commitment, symbols, stamp))
+                row = _deposit_row(change, item.slot, commitment, symbols, stamp)
+                row.update((priced or {}).get(row["key"], {}))
+                deposit_rows.append(row)
             else:
                 outflow_rows.append(_outflow_row(change, item.slot, commitment, stamp))
     if tx_rows:
@@ -448,17 +463,25 @@ def record_transactions(
                 .where(t.signature.in_(signatures), t.commitment == "confirmed")
                 .values(commitment="finalized", finalized_at=stamp)
             )
-    new_ids: list[int] = []
+    new: list[NewDeposit] = []
     if deposit_rows:
+        d = deposits.c
         result = connection.execute(
-            insert_ignoring_conflicts(connection, deposits).returning(deposits.c.id, deposits.c.status), deposit_rows
+            insert_ignoring_conflicts(connection, deposits).returning(d.id, d.stage, d.status, d.reason, d.price_usd),
+            deposit_rows,
         )
         created = result.all()
-        new_ids = [row[0] for row in created]
+        new = [NewDeposit(row[0], row[1], row[2], row[3]) for row in created]
         connection.execute(
             deposit_events.insert(),
             [
-                {"deposit_id": row[0], "at": stamp, "from_status": None, "to_status": row[1], "detail": None}
+                {
+                    "deposit_id": row[0],
+                    "at": stamp,
+                    "from_status": None,
+                    "to_status": row[2],
+                    "detail": {"priced": row[4]} if row[1] == PRICED else ({"reason": row[3]} if row[3] else None),
+                }
                 for row in created
             ],
         )
@@ -471,7 +494,7 @@ def record_transactions(
             connection.execute(
                 update(outflows).where(o.key.in_([row["key"] for row in outflow_rows])).values(commitment="finalized")
             )
-    return new_ids
+    return new
 
 
 def _deposit_row(
@@ -501,7 +524,26 @@ def _deposit_row(
         "observed_at": stamp,
         "finalized_at": stamp if commitment == "finalized" else None,
         "updated_at": stamp,
+        # Filled by `priced` for final deposits priced before the write; every row carries every column
+        # (one multi-row insert).
+        **dict.fromkeys(PRICE_COLUMNS),
     }
+
+
+# The columns a price decision sets (store.price_step / pending_price_step values, minus stage).
+PRICE_COLUMNS: Final = (
+    "customer",
+    "attribution",
+    "reference",
+    "quote",
+    "price_usd",
+    "usd_value_micros",
+    "bonus_micros",
+    "credits_micros",
+    "burn_raw",
+    "retained_raw",
+    "priced_at",
+)
 
 
 def _outflow_row(change: BalanceChange, slot: int, commitment: str, stamp: dt.datetime) -> dict[str, Any]:
@@ -633,61 +675,91 @@ def list_deposits(
     return [_deposit(row) for row in connection.execute(query)]
 
 
-def _transition(
-    connection: Connection,
-    deposit: DepositRow,
-    to_status: str,
-    values: Mapping[str, Any],
-    now: dt.datetime,
-    *,
-    detail: Mapping[str, Any] | None = None,
-) -> bool:
-    """Move a deposit on, only from the stage and status it was read in (another worker may have moved
-    it meanwhile: then nothing changes and False comes back)."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class Transition:
+    """One step of a deposit's state machine: from the stage and status it was read in, to `to_status`
+    with `values`; `detail` goes to its event (an event is written when the status changes or a detail
+    is given)."""
+
+    deposit: DepositRow
+    to_status: str
+    values: Mapping[str, Any]
+    detail: Mapping[str, Any] | None = None
+
+
+def apply_transitions(connection: Connection, transitions: Sequence[Transition], now: dt.datetime) -> set[int]:
+    """Apply transitions in batches; returns the ids of the deposits this call moved.
+
+    A deposit moves only from the stage and status it was read in: another worker may have moved it
+    meanwhile, and then it is left alone (and not in the result). One statement per batch of
+    transitions of the same shape (executemany), so a page of a thousand deposits costs a few
+    statements, not thousands."""
+    if not transitions:
+        return set()
     stamp = to_storage_time(now)
     d = deposits.c
-    result = connection.execute(
-        update(deposits)
-        .where(d.id == deposit.id, d.stage == deposit.stage, d.status == deposit.status)
-        .values(status=to_status, updated_at=stamp, **values)
-    )
-    if result.rowcount != 1:
-        return False
-    if to_status != deposit.status or detail:
-        connection.execute(
-            deposit_events.insert().values(
-                deposit_id=deposit.id,
-                at=stamp,
-                from_status=deposit.status,
-                to_status=to_status,
-                detail=dict(detail or {}),
+    groups: dict[tuple[str, ...], list[Transition]] = {}
+    for transition in transitions:
+        groups.setdefault(tuple(sorted(transition.values)), []).append(transition)
+    for columns, group in groups.items():
+        statement = (
+            update(deposits)
+            .where(d.id == bindparam("_id"), d.stage == bindparam("_stage"), d.status == bindparam("_status"))
+            .values(
+                status=bindparam("_to_status"),
+                updated_at=bindparam("_updated_at"),
+                **{column: bindparam(f"_v_{column}") for column in columns},
             )
         )
-    return True
+        connection.execute(
+            statement,
+            [
+                {
+                    "_id": t.deposit.id,
+                    "_stage": t.deposit.stage,
+                    "_status": t.deposit.status,
+                    "_to_status": t.to_status,
+                    "_updated_at": stamp,
+                    **{f"_v_{column}": t.values[column] for column in columns},
+                }
+                for t in group
+            ],
+        )
+    ids = [t.deposit.id for t in transitions]
+    moved: set[int] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        # This call's stamp marks the rows it moved (a row another worker moved carries another stamp).
+        query = select(d.id).where(d.id.in_(chunk), d.updated_at == stamp)
+        moved.update(row[0] for row in connection.execute(query))
+    events = [
+        {
+            "deposit_id": t.deposit.id,
+            "at": stamp,
+            "from_status": t.deposit.status,
+            "to_status": t.to_status,
+            "detail": dict(t.detail or {}),
+        }
+        for t in transitions
+        if t.deposit.id in moved and (t.to_status != t.deposit.status or t.detail)
+    ]
+    if events:
+        connection.execute(deposit_events.insert(), events)
+    return moved
 
 
-def mark_pending_price(
-    connection: Connection,
-    deposit: DepositRow,
-    *,
-    reason: str,
-    customer: str | None,
-    attribution: str | None,
-    reference: str | None,
-    now: dt.datetime,
-) -> bool:
-    return _transition(
-        connection,
+def pending_price_step(
+    deposit: DepositRow, *, reason: str, customer: str | None, attribution: str | None, reference: str | None
+) -> Transition:
+    return Transition(
         deposit,
         PENDING_PRICE,
         {"reason": reason, "customer": customer, "attribution": attribution, "reference": reference},
-        now,
-        detail={"reason": reason} if reason != deposit.reason else None,
+        {"reason": reason} if reason != deposit.reason else None,
     )
 
 
-def store_price(
-    connection: Connection,
+def price_step(
     deposit: DepositRow,
     *,
     quote: Mapping[str, Any],
@@ -701,10 +773,9 @@ def store_price(
     attribution: str,
     reference: str | None,
     now: dt.datetime,
-) -> bool:
+) -> Transition:
     """The quote is stored before the credit is posted, so a retry after a crash reuses it (DESIGN.md §4)."""
-    return _transition(
-        connection,
+    return Transition(
         deposit,
         PENDING,
         {
@@ -722,13 +793,11 @@ def store_price(
             "reference": reference,
             "priced_at": to_storage_time(now),
         },
-        now,
-        detail={"priced": price_usd, "source": quote.get("source")},
+        {"priced": price_usd, "source": quote.get("source")},
     )
 
 
-def mark_credited(
-    connection: Connection,
+def credited_step(
     deposit: DepositRow,
     *,
     status: str,
@@ -736,9 +805,8 @@ def mark_credited(
     attribution: str | None,
     ledger_transaction_id: int,
     now: dt.datetime,
-) -> bool:
-    return _transition(
-        connection,
+) -> Transition:
+    return Transition(
         deposit,
         status,
         {
@@ -748,9 +816,17 @@ def mark_credited(
             "ledger_transaction_id": ledger_transaction_id,
             "credited_at": to_storage_time(now),
         },
-        now,
-        detail={"ledger_transaction": ledger_transaction_id},
+        {"ledger_transaction": ledger_transaction_id},
     )
+
+
+def ignored_step(deposit: DepositRow, *, reason: str) -> Transition:
+    """A final deposit that cannot be credited (worth less than a micro-dollar at its price)."""
+    return Transition(deposit, IGNORED, {"reason": reason}, {"reason": reason})
+
+
+def dropped_step(deposit: DepositRow, *, reason: str) -> Transition:
+    return Transition(deposit, DROPPED, {"reason": reason}, {"reason": reason})
 
 
 def mark_assigned(
@@ -763,18 +839,8 @@ def mark_assigned(
     detail: Mapping[str, Any],
 ) -> bool:
     """A deposit held in suspense was assigned to a customer (by an operator or a wallet link)."""
-    return _transition(
-        connection, deposit, CREDITED, {"customer": customer, "attribution": attribution}, now, detail=detail
-    )
-
-
-def mark_dropped(connection: Connection, deposit: DepositRow, *, reason: str, now: dt.datetime) -> bool:
-    return _transition(connection, deposit, DROPPED, {"reason": reason}, now, detail={"reason": reason})
-
-
-def ignore(connection: Connection, deposit: DepositRow, *, reason: str, now: dt.datetime) -> bool:
-    """A final deposit that cannot be credited (worth less than a micro-dollar at its price)."""
-    return _transition(connection, deposit, IGNORED, {"reason": reason}, now, detail={"reason": reason})
+    step = Transition(deposit, CREDITED, {"customer": customer, "attribution": attribution}, detail)
+    return deposit.id in apply_transitions(connection, [step], now)
 
 
 def raw_transactions(connection: Connection, signatures: Sequence[str]) -> dict[str, str]:
@@ -785,6 +851,14 @@ def raw_transactions(connection: Connection, signatures: Sequence[str]) -> dict[
     for start in range(0, len(wanted), 500):
         query = select(t.signature, t.raw).where(t.signature.in_(wanted[start : start + 500]), t.raw.is_not(None))
         found.update({row[0]: row[1] for row in connection.execute(query)})
+    return found
+
+
+def deposits_by_ids(connection: Connection, ids: Sequence[int]) -> list[DepositRow]:
+    found: list[DepositRow] = []
+    for start in range(0, len(ids), 500):
+        query = _select_deposits().where(deposits.c.id.in_(list(ids[start : start + 500]))).order_by(deposits.c.id)
+        found += [_deposit(row) for row in connection.execute(query)]
     return found
 
 

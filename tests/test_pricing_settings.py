@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from indexer.commands.quote import build_oracle
+from indexer.app import build_oracle
 from indexer.config import ConfigError, load_settings
 
 

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeAlias
 
-from indexer.commands import backfill, deposits, ledger, parse, quote, replay
+from indexer.commands import backfill, demo, deposits, ledger, parse, quote, replay
 
 if TYPE_CHECKING:
     Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -17,6 +17,7 @@ COMMANDS: tuple[Register, ...] = (
     parse.register,
     quote.register,
     backfill.register,
+    demo.register,
     deposits.register,
     ledger.register,
     replay.register,

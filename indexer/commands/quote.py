@@ -23,12 +23,12 @@ from typing import Any
 import orjson
 
 from indexer import logs
+from indexer.app import build_oracle
 from indexer.cli import EXIT_OK, CommandError, UsageError
 from indexer.config import Settings, parse_time
 from pricing.assets import Asset
 from pricing.credit import U64_MAX, Credit, compute_credit, format_micros, format_price
 from pricing.errors import PricingError
-from pricing.oracle import PriceOracle
 from pricing.quote import Quote, iso
 from pricing.rules import LIVE_AHEAD_S
 
@@ -50,20 +50,6 @@ def register(
         "--verbose", action="store_true", help="also log CoinGecko retries and fallbacks on stderr (default: errors)"
     )
     command.set_defaults(handler=run)
-
-
-def build_oracle(settings: Settings) -> PriceOracle:
-    """The PriceOracle configured by `settings` (the composition root's mapping of settings to plain values)."""
-    key = settings.coingecko_api_key
-    return PriceOracle(
-        coingecko_url=settings.coingecko_url,
-        api_key=key.reveal() if key is not None else None,
-        plan=settings.coingecko_plan,
-        max_age_s=settings.price_max_age_s,
-        osr_policy=settings.osr_price.kind,
-        osr_coin_id=settings.osr_price.coin_id,
-        osr_fixed_usd=settings.osr_price.fixed_usd,
-    )
 
 
 def parse_amount_raw(text: str) -> int:
