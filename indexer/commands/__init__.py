@@ -6,11 +6,17 @@ import argparse
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeAlias
 
-from indexer.commands import ledger, parse, quote, replay
+from indexer.commands import ledger, parse, quote, reconcile, replay
 
 if TYPE_CHECKING:
     Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
 Register: TypeAlias = Callable[["Subparsers", Sequence[argparse.ArgumentParser]], None]
 
-COMMANDS: tuple[Register, ...] = (parse.register, quote.register, ledger.register, replay.register)
+COMMANDS: tuple[Register, ...] = (
+    parse.register,
+    quote.register,
+    ledger.register,
+    reconcile.register,
+    replay.register,
+)
