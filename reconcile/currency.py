@@ -13,6 +13,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Final
 
+from ledger_client.money import format_units
+
 ZERO_DECIMAL: Final = frozenset(
     {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}
 )
@@ -39,7 +41,7 @@ def major_units(amount_minor: int, currency: str) -> Decimal:
 
 def format_minor(amount_minor: int, currency: str) -> str:
     """Plain fixed-point text of a Stripe amount in major units: "25.00", "800", "1.500"; never an exponent."""
-    return format(major_units(amount_minor, currency), "f")
+    return format_units(amount_minor, minor_unit_places(currency))  # integer arithmetic, exact
 
 
 def cents_to_micros(amount_cents: int) -> int:
@@ -51,4 +53,4 @@ def format_micros(amount_micros: int) -> str:
     """Ledger micro-USD in dollars: two places when whole cents ("25.00"), else all six ("0.000001")."""
     if amount_micros % MICROS_PER_CENT == 0:
         return format_minor(amount_micros // MICROS_PER_CENT, USD)
-    return format(Decimal(amount_micros).scaleb(-6), "f")
+    return format_units(amount_micros, 6)

@@ -109,13 +109,15 @@ def reconcile_window(
     sessions = list(source.sessions(since, until))
     keys = keys_to_look_up(sessions)
 
-    def read(uow: UnitOfWork) -> tuple[dict[str, Transaction], list[Transaction]]:
-        by_key = uow.transactions_by_keys(keys)
+    def read(uow: UnitOfWork) -> list[CardEntry]:
+        # The scan finds the recent card transactions, whatever their key; only keys it did not
+        # meet (posted before the scan's start) are looked up one by one.
         scanned = uow.transactions_of_kinds(SCANNED_KINDS, created_since=since - scan_margin)
-        return by_key, scanned
+        seen = {transaction.key for transaction in scanned}
+        by_key = uow.transactions_by_keys(key for key in keys if key not in seen)
+        return _entries([*scanned, *by_key.values()])
 
-    by_key, scanned = ledger.read(read)
-    entries = _entries([*by_key.values(), *scanned])
+    entries = ledger.read(read)
     wanted = sorted(sessions_to_look_up(sessions, entries, since=since, until=until))
     if len(wanted) > MAX_SESSION_LOOKUPS:
         raise ReconcileInputError(

@@ -116,6 +116,13 @@ class Templates:
         )
 
 
+def _clone(template: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of a JSON object (an order of magnitude faster than copy.deepcopy for these)."""
+    value = orjson.loads(orjson.dumps(template))
+    assert isinstance(value, dict)
+    return value
+
+
 def card_fee(amount: int) -> int:
     """Stripe's US card price, 2.9% + 30 ¢, rounded half up: the fake's default fee (tests may set their own)."""
     return (amount * 29 + 500) // 1000 + 30
@@ -391,8 +398,8 @@ class FakeStripe:
         status = "complete" if status is None else status
         with self._lock:
             sid = self._new_id("checkout.session", session_id)
-            session = copy.deepcopy(self.templates.session)
-            details = copy.deepcopy(self.templates.paid_session_total_details)
+            session = _clone(self.templates.session)
+            details = _clone(self.templates.paid_session_total_details)
             details["amount_tax"] = tax
             session.update(
                 id=sid,
@@ -420,7 +427,7 @@ class FakeStripe:
                 payment_intent = self._new_id("payment_intent")
                 charge = self._new_id("charge")
                 session["payment_intent"] = payment_intent
-                pi = copy.deepcopy(self.templates.payment_intent)
+                pi = _clone(self.templates.payment_intent)
                 pi.update(
                     id=payment_intent,
                     amount=amount_total,
@@ -437,7 +444,7 @@ class FakeStripe:
                     status="succeeded" if payment_status == "paid" else "processing",
                     transfer_data=None,
                 )
-                ch = copy.deepcopy(self.templates.charge)
+                ch = _clone(self.templates.charge)
                 ch.pop("refunds", None)  # a list Stripe includes only when expanded
                 ch.update(
                     id=charge,
@@ -468,7 +475,7 @@ class FakeStripe:
     ) -> str:
         gross = charge["amount"] if amount is None else amount
         fee = card_fee(gross) if fee is None else fee
-        txn = copy.deepcopy(self.templates.balance_transaction)
+        txn = _clone(self.templates.balance_transaction)
         txn.update(
             id=self._new_id("balance_transaction"),
             amount=gross,
@@ -541,7 +548,7 @@ class FakeStripe:
         with self._lock:
             charge = self._charge_of(session_id)
             at = unix(created) if created is not None else charge["created"] + 3600
-            refund = copy.deepcopy(self.templates.refund)
+            refund = _clone(self.templates.refund)
             rid = self._new_id("refund", refund_id)
             refund.update(
                 id=rid,
@@ -552,7 +559,7 @@ class FakeStripe:
                 currency=charge["currency"],
                 status=status,
                 balance_transaction=None,
-                destination_details=copy.deepcopy(self.templates.refund_destination),
+                destination_details=_clone(self.templates.refund_destination),
             )
             if status in ("succeeded", "pending"):
                 refund["balance_transaction"] = self._refund_transaction(refund)
@@ -562,7 +569,7 @@ class FakeStripe:
             return rid
 
     def _refund_transaction(self, refund: dict[str, Any]) -> str:
-        txn = copy.deepcopy(self.templates.balance_transaction)
+        txn = _clone(self.templates.balance_transaction)
         txn.update(
             id=self._new_id("balance_transaction"),
             amount=-refund["amount"],
@@ -613,7 +620,7 @@ class FakeStripe:
         with self._lock:
             charge = self._charge_of(session_id)
             at = unix(created) if created is not None else charge["created"] + 7 * DAY_S
-            dispute = copy.deepcopy(self.templates.dispute)
+            dispute = _clone(self.templates.dispute)
             did = self._new_id("dispute", dispute_id)
             dispute.update(
                 id=did,
@@ -648,7 +655,7 @@ class FakeStripe:
         if reinstated and "dispute_reversal" not in categories:
             moves.append((self.templates.dispute_reinstatement, 1))
         for template, sign in moves:
-            txn = copy.deepcopy(template)
+            txn = _clone(template)
             fee = abs(template["fee"]) * -sign  # Stripe's dispute fee, refunded when the dispute is won
             txn.update(
                 id=self._new_id("balance_transaction"),
@@ -794,23 +801,25 @@ class FakeStripe:
         low, high = _created_bounds(params.get("created"))
         filters = _filters(resource, params)
         ordered = self._ordered[resource]
+        candidates: Iterable[str] = ()
         if resource == "refunds" and "charge" in filters:
-            candidates: Iterable[str] = sorted(
-                self._refunds_of_charge.get(filters["charge"], []), key=ordered.key_of.__getitem__
-            )
+            candidates = sorted(self._refunds_of_charge.get(filters["charge"], []), key=ordered.key_of.__getitem__)
         elif resource == "disputes" and "charge" in filters:
             candidates = sorted(self._disputes_of_charge.get(filters["charge"], []), key=ordered.key_of.__getitem__)
-        else:
-            # Newest first: created <= high comes first in the order, created >= low last.
-            start = bisect.bisect_left(ordered.keys, (-high, -(2**62)))
-            end = bisect.bisect_right(ordered.keys, (-low, 0))
-            candidates = itertools.islice(ordered.ids, start, end)
         cursor = params.get("starting_after")
         before = params.get("ending_before")
         for name, value in (("starting_after", cursor), ("ending_before", before)):
             if value is not None and value not in ordered.key_of:
                 kind = _RESOURCES[resource]
                 raise _ApiError(400, f"No such {kind}: '{value}'", code="resource_missing", param=name)
+        if not (resource == "refunds" and "charge" in filters) and not (resource == "disputes" and "charge" in filters):
+            # Newest first: created <= high comes first in the order, created >= low last; a cursor
+            # starts the page just after itself (bisected, so a page costs its size, not the list's).
+            start = bisect.bisect_left(ordered.keys, (-high, -(2**62)))
+            if cursor is not None:
+                start = max(start, bisect.bisect_right(ordered.keys, ordered.key_of[cursor]))
+            end = bisect.bisect_right(ordered.keys, (-low, 0))
+            candidates = (ordered.ids[i] for i in range(start, end))
         selected: list[str] = []
         has_more = False
         if before is not None:
