@@ -126,7 +126,7 @@ def reconcile_window(
         )
     looked_up: dict[str, Session | None] = {session_id: source.session(session_id) for session_id in wanted}
     outcome = match(sessions, entries, since=since, until=until, now=now, looked_up=looked_up)
-    findings, fixed, run_id = _post_and_record(
+    findings, fixed, run_id, finished_at = _post_and_record(
         ledger, outcome, fix=fix, since=since, until=until, now=now, batch_size=fix_batch
     )
     result = RunResult(
@@ -134,7 +134,7 @@ def reconcile_window(
         since=since,
         until=until,
         started_at=now,
-        finished_at=ledger.now(),
+        finished_at=finished_at,
         fix=fix,
         findings=findings,
         totals=outcome.totals,
@@ -174,39 +174,41 @@ def _post_and_record(
     until: dt.datetime,
     now: dt.datetime,
     batch_size: int,
-) -> tuple[tuple[Finding, ...], int, int]:
-    """(findings with what was posted for them, transactions created, run id)."""
+) -> tuple[tuple[Finding, ...], int, int, dt.datetime]:
+    """(findings with what was posted for them, transactions created, run id, finished at)."""
     # Credits before the reversals that take them back (a stable order: the matcher's otherwise).
     fixes = sorted(outcome.fixes, key=lambda pair: pair[1].kind != CARD_TOPUP) if fix else []
     drafts = [draft for _finding, draft in fixes]
     results: list[PostResult] = []
     batches = [drafts[start : start + batch_size] for start in range(0, len(drafts), batch_size)] or [[]]
     run_id = 0
+    finished_at = now
     for number, batch in enumerate(batches):
         last = number == len(batches) - 1
         created_before = sum(1 for r in results if r.created)
 
         def unit(
             uow: UnitOfWork, batch: list[Draft] = batch, last: bool = last, created: int = created_before
-        ) -> tuple[list[PostResult], int]:
+        ) -> tuple[list[PostResult], int, dt.datetime]:
             credits = [draft for draft in batch if draft.kind == CARD_TOPUP]
             posted = uow.post_many(credits) + uow.post_many(batch[len(credits) :])
+            finished = uow.now()
             if not last:
-                return posted, 0
+                return posted, 0, finished
             row = run_row(
                 since=since,
                 until=until,
                 started_at=now,
-                finished_at=uow.now(),
+                finished_at=finished,
                 fix=fix,
                 counts=outcome.counts,
                 totals=outcome.totals,
                 fixed=created + sum(1 for r in posted if r.created),
             )
-            return posted, record_run(uow, row)
+            return posted, record_run(uow, row), finished
 
         try:
-            posted, run_id = ledger.run(unit)
+            posted, run_id, finished_at = ledger.run(unit)
         except IdempotencyConflictError as exc:
             detail = f"{exc.key} was posted meanwhile with other content (transaction {exc.transaction_id})"
             raise LedgerChangedError(exc.key, detail) from exc
@@ -221,7 +223,7 @@ def _post_and_record(
         else finding
         for finding in outcome.findings
     )
-    return findings, sum(1 for r in results if r.created), run_id
+    return findings, sum(1 for r in results if r.created), run_id, finished_at
 
 
 def _utc(moment: dt.datetime, name: str) -> dt.datetime:
