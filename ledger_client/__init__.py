@@ -84,12 +84,18 @@ from ledger_client.records import (
 )
 
 if TYPE_CHECKING:
-    from ledger_client.ledger import MAX_BATCH, Ledger, UnitOfWork
+    from ledger_client.ledger import MAX_BATCH, MAX_FOUND, Ledger, UnitOfWork
     from ledger_client.schema import metadata
 
 # SQLAlchemy, SQLModel and Alembic load only when the database side is used: commands that never
 # touch the ledger (treasury parse) start faster.
-_LAZY = {"Ledger": "ledger", "UnitOfWork": "ledger", "MAX_BATCH": "ledger", "metadata": "schema"}
+_LAZY = {
+    "Ledger": "ledger",
+    "UnitOfWork": "ledger",
+    "MAX_BATCH": "ledger",
+    "MAX_FOUND": "ledger",
+    "metadata": "schema",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -105,6 +111,7 @@ __all__ = [
     "ADJUSTMENTS",
     "BONUS_EXPENSE",
     "MAX_BATCH",
+    "MAX_FOUND",
     "MICROS_PER_USD",
     "OSR_BURNED",
     "OSR_RECEIVED",

@@ -96,6 +96,7 @@ from ledger_client.verify import verify_ledger
 T = TypeVar("T")
 
 MAX_BATCH: Final = 10_000  # drafts per post_many call: one transaction stays bounded
+MAX_FOUND: Final = 1_000_000  # transactions one transactions_of_kinds call may return (memory stays bounded)
 _LOOKUP_CHUNK: Final = 500  # keys per IN (...) lookup: well under every bind-parameter limit
 _log = structlog.get_logger("ledger_client")
 
@@ -251,6 +252,16 @@ class Ledger:
 
     def transaction_by_key(self, key: str) -> Transaction | None:
         return self.read(lambda uow: uow.transaction_by_key(key))
+
+    def transactions_by_keys(self, keys: Iterable[str]) -> dict[str, Transaction]:
+        wanted = list(keys)  # a generator could not be read again by a retry
+        return self.read(lambda uow: uow.transactions_by_keys(wanted))
+
+    def transactions_of_kinds(
+        self, kinds: Iterable[str], *, created_since: dt.datetime | None = None, limit: int = MAX_FOUND
+    ) -> list[Transaction]:
+        wanted = list(kinds)
+        return self.read(lambda uow: uow.transactions_of_kinds(wanted, created_since=created_since, limit=limit))
 
     def reverse(
         self, transaction_id: int, *, reason: str, actor: str, evidence: Mapping[str, Any] | None = None
@@ -458,6 +469,67 @@ class UnitOfWork:
     def transaction_by_key(self, key: str) -> Transaction | None:
         found = self._transactions(transactions_table.c.idempotency_key == key)
         return found[0] if found else None
+
+    def transactions_by_keys(self, keys: Iterable[str]) -> dict[str, Transaction]:
+        """key -> transaction for the keys that are posted (keys not posted are left out), with postings."""
+        wanted = sorted(set(keys))
+        found: dict[str, Transaction] = {}
+        for start in range(0, len(wanted), _LOOKUP_CHUNK):
+            chunk = wanted[start : start + _LOOKUP_CHUNK]
+            for transaction in self._transactions(transactions_table.c.idempotency_key.in_(chunk)):
+                found[transaction.key] = transaction
+        return found
+
+    def transactions_of_kinds(
+        self, kinds: Iterable[str], *, created_since: dt.datetime | None = None, limit: int = MAX_FOUND
+    ) -> list[Transaction]:
+        """Transactions of these kinds (created at or after `created_since`), oldest first, with postings.
+
+        For jobs that scan one kind of transaction, e.g. Stripe reconciliation reading the card
+        top-ups whose evidence names a checkout session. More than `limit` matching transactions is an
+        InvalidInputError (narrow the scan): the result is never cut short silently.
+        """
+        kinds = sorted(set(kinds))
+        if not kinds:
+            return []
+        if limit < 1:
+            raise InvalidInputError("limit must be positive")
+        t = transactions_table.c
+        condition: ColumnElement[bool] = t.kind.in_(kinds)
+        if created_since is not None:
+            condition = and_(condition, t.created_at >= to_storage_time(created_since))
+        reversal = transactions_table.alias("reversal")
+        rows = self.connection.execute(
+            select(t.id, t.idempotency_key, t.kind, t.created_at, t.evidence, t.reverses_id, reversal.c.id)
+            .outerjoin(reversal, reversal.c.reverses_id == t.id)
+            .where(condition)
+            .order_by(t.id)
+            .limit(limit + 1)
+        ).all()
+        if len(rows) > limit:
+            raise InvalidInputError(f"more than {limit} transactions of kinds {', '.join(kinds)}: narrow the scan")
+        p = postings_table.c
+        legs: dict[int, list[Posting]] = {}
+        for transaction_id, account, currency, amount in self.connection.execute(
+            select(p.transaction_id, p.account, p.currency, p.amount)
+            .join(transactions_table, t.id == p.transaction_id)
+            .where(condition)
+            .order_by(p.transaction_id, p.account, p.currency)
+        ):
+            legs.setdefault(transaction_id, []).append(Posting(account, currency, int(amount)))
+        return [
+            Transaction(
+                id=row[0],
+                key=row[1],
+                kind=row[2],
+                created_at=as_utc(row[3]),
+                evidence=row[4],
+                reverses=row[5],
+                postings=tuple(legs.get(row[0], ())),
+                reversed_by=row[6],
+            )
+            for row in rows
+        ]
 
     def _transactions(self, condition: ColumnElement[bool]) -> list[Transaction]:
         t = transactions_table.c

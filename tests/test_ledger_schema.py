@@ -15,13 +15,14 @@ from sqlalchemy import inspect, text
 
 import indexer.store  # noqa: F401 - the indexer's tables are on the same MetaData and in the same chain
 import ledger_client
+import reconcile.runs  # noqa: F401 - its table is on the ledger's MetaData and in the migration chain
 from ledger_client import Ledger, SchemaError
 from ledger_client.migrate import MIGRATIONS, SchemaState, head_revision, schema_state
 from ledger_client.schema import LEDGER_TABLES, metadata
 from tests import pg
 from tests.pg import PgServer
 
-HEAD = "0002_indexer"
+HEAD = "0003_reconcile_stripe_runs"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -51,7 +52,7 @@ def test_an_empty_database_is_migrated_on_first_use_and_only_then(empty_url: str
         assert ledger.ensure_schema() is False
         assert ledger.upgrade() == (head_revision(), head_revision())
         with ledger.engine.connect() as connection:
-            assert schema_state(connection) == (SchemaState.CURRENT, HEAD)
+            assert schema_state(connection) == (SchemaState.CURRENT, head_revision())
             assert {t.name for t in LEDGER_TABLES} <= set(inspect(connection).get_table_names())
 
 
@@ -74,7 +75,7 @@ def test_processes_starting_together_on_an_empty_database_migrate_it_once(empty_
         thread.join(timeout=120)
     assert errors == []
     with Ledger.open(empty_url) as ledger, ledger.engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [HEAD]
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [head_revision()]
 
 
 def test_an_unknown_revision_or_unmanaged_tables_are_refused(empty_url: str) -> None:
@@ -106,5 +107,5 @@ def test_migrations_ship_inside_the_package() -> None:
 
 
 def test_the_chain_has_one_head() -> None:
-    # One chain for the whole database: the ledger, then the indexer's tables (issue 5).
+    # One chain for the whole database: the ledger, the indexer's tables (issue 5), the Stripe runs (issue 7).
     assert head_revision() == HEAD

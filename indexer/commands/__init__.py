@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeAlias
 
-from indexer.commands import backfill, demo, deposits, ledger, parse, quote, replay
+from indexer.commands import backfill, demo, deposits, ledger, parse, quote, reconcile, replay
 
 if TYPE_CHECKING:
     Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -20,5 +20,6 @@ COMMANDS: tuple[Register, ...] = (
     demo.register,
     deposits.register,
     ledger.register,
+    reconcile.register,
     replay.register,
 )
