@@ -1,7 +1,7 @@
 """The Stripe reconciliation run table: one row per run (window, counts per class, totals, fixed count).
 
 The table lives on the ledger's MetaData and is created by the ledger's migration chain (revision
-`0002_reconcile_stripe_runs`), so it is in the same database and a --fix run records itself in the
+`0003_reconcile_stripe_runs`), so it is in the same database and a --fix run records itself in the
 same transaction as its last postings. The daemon's scheduled job asks `window_reconciled` before
 reconciling a window; `treasury status` shows `last_run`.
 
