@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,8 +27,9 @@ def register(
 
 
 def run(args: argparse.Namespace, _settings: Settings) -> int:
-    from indexer import demo  # noqa: PLC0415 - loads the servers only for this command
+    from indexer import demo, logs  # noqa: PLC0415 - loads the servers only for this command
 
+    logs.configure(level=logging.WARNING)  # the demo prints its own report; per-deposit logs are noise here
     keep = Path(args.keep) if args.keep else None
     if keep is not None and keep.exists() and not keep.is_dir():
         raise UsageError(f"demo: --keep {args.keep}: not a directory")
