@@ -106,6 +106,13 @@ class Settings:
     start: dt.datetime | None = None
     # A deposit reference in a memo: a per-customer code issued by the billing service (DESIGN.md §3).
     memo_pattern: re.Pattern[str] = DEFAULT_MEMO_PATTERN
+    # The daemon (treasury run).
+    poll_interval_s: int = 30  # forward polls from the cursors, besides every websocket reconnect
+    finalize_interval_s: int = 2  # how often confirmed deposits are checked for finality
+    drop_after_slots: int = 300  # a confirmed transaction not final this many slots later is dropped
+    ws_silence_s: int = 60  # a websocket silent this long is dead (slot notifications come every ~0.4 s)
+    max_lag_slots: int = 300  # /healthz fails when the poll is further behind the finalized tip
+    shutdown_grace_s: int = 20  # SIGTERM: time to finish what is in flight before exiting
     assets: tuple[Asset, ...] = DEFAULT_ASSETS
 
     @property
@@ -381,6 +388,12 @@ FIELDS: Final[tuple[_Field, ...]] = (
     _Field("price_max_age_s", _parse_positive_int, help="oldest acceptable price point, seconds"),
     _Field("start", _parse_start, help="ISO 8601 time where a scan with no cursor begins"),
     _Field("memo_pattern", _parse_pattern, help="regex finding deposit references in memos"),
+    _Field("poll_interval_s", _parse_positive_int, help="daemon: seconds between forward polls"),
+    _Field("finalize_interval_s", _parse_positive_int, help="daemon: seconds between finality checks"),
+    _Field("drop_after_slots", _parse_positive_int, help="daemon: slots after which an unfinalized deposit is dropped"),
+    _Field("ws_silence_s", _parse_positive_int, help="daemon: seconds of websocket silence that mean a dead socket"),
+    _Field("max_lag_slots", _parse_positive_int, help="daemon: /healthz fails beyond this lag behind the tip"),
+    _Field("shutdown_grace_s", _parse_positive_int, help="daemon: seconds to finish in-flight work on SIGTERM"),
     _Field("assets", _parse_assets, option=False),
 )
 _ATTRIBUTE: Final = {"dust": "dust_raw"}

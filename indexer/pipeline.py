@@ -82,6 +82,15 @@ class ScanFailedError(PipelineError):
         self.address = address
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Hint:
+    """A signature known without its page entry (a websocket hint); slot and time come from the reply."""
+
+    signature: str
+    slot: int = 0
+    block_time: int | None = None
+
+
 @dataclasses.dataclass(frozen=True)
 class _Page:
     """A page fetched, parsed and priced by the producer, waiting to be written."""
@@ -129,6 +138,7 @@ class Pipeline:
         clock: Callable[[], dt.datetime] = utc_now,
         page_limit: int = scan.PAGE_LIMIT,
         on_progress: Callable[[RunSummary, str], None] | None = None,
+        on_event: Callable[..., None] | None = None,
     ) -> None:
         self.settings = settings
         self.ledger = ledger
@@ -140,6 +150,8 @@ class Pipeline:
         self.symbols = {asset.key: asset.symbol for asset in self.assets.assets}
         self.memo_pattern: re.Pattern[str] = settings.memo_pattern
         self._on_progress = on_progress
+        # on_event(name, **fields): "deposit_seen", "deposit_credited", "deposit_ignored" (the daemon's metrics)
+        self._on_event = on_event
         self._watch: Watch | None = None
         # One thread for the database: units of work run in order, and memory stays in one malloc arena
         # instead of growing with every thread of the default executor.
@@ -379,20 +391,85 @@ class Pipeline:
         if new is None:
             _log.info("segment_moved_by_another_worker", address=address)
             return None
+        await self._after_record(new, summary)
+        if remaining is None:
+            return None
+        return store.StoredSegment(stored.id, remaining)
+
+    async def _after_record(self, new: Sequence[store.NewDeposit], summary: RunSummary) -> None:
+        """Count what a write recorded and credit what it priced."""
         summary.deposits_found += len(new)
         for deposit in new:
+            self._event("deposit_seen", status=deposit.status)
             if deposit.status == store.IGNORED and deposit.reason:
                 summary.ignored_by_reason[deposit.reason] += 1
+                self._event("deposit_ignored", reason=deposit.reason)
             elif deposit.status == store.PENDING_PRICE:
                 summary.pending_price[deposit.id] = deposit.reason or "no_point"
         to_credit = [deposit.id for deposit in new if deposit.stage == store.PRICED]
         for start in range(0, len(to_credit), SETTLE_BATCH):
             await self._credit(to_credit[start : start + SETTLE_BATCH], summary)
-        if remaining is None:
-            return None
-        return store.StoredSegment(stored.id, remaining)
 
-    async def _price_new(self, fetched: Sequence[store.FetchedTransaction]) -> dict[str, dict[str, Any]]:
+    def _event(self, name: str, **fields: Any) -> None:
+        if self._on_event is not None:
+            self._on_event(name, **fields)
+
+    # --- live: the daemon's hints, finality and drops ---
+
+    async def observe(self, signatures: Sequence[str], summary: RunSummary) -> int:
+        """Record transactions seen live at `confirmed` (websocket hints): their deposits show as pending
+        until final. Signatures already recorded are skipped. Returns how many were recorded."""
+        known = await self._read(lambda uow: store.known_transactions(uow.connection, list(signatures)))
+        todo = [_Hint(signature) for signature in dict.fromkeys(signatures) if signature not in known]
+        if not todo:
+            return 0
+        fetched = await self.fetch(todo, commitment=CONFIRMED, missing_ok=True)
+        now = self.clock()
+        new = await self._run(
+            lambda uow: store.record_transactions(
+                uow.connection, fetched, commitment=CONFIRMED, symbols=self.symbols, now=now
+            )
+        )
+        await self._after_record(new, summary)
+        return len(fetched)
+
+    async def finalize(self, signatures: Sequence[str], summary: RunSummary, *, live: bool = True) -> int:
+        """Transactions now final: fetched again at `finalized` (what is credited is what finalized),
+        recorded (promoting what was seen at confirmed), then attributed, priced and credited."""
+        if not signatures:
+            return 0
+        fetched = await self.fetch(
+            [_Hint(signature) for signature in signatures], commitment=FINALIZED, missing_ok=True
+        )
+        priced = await self._price_new(fetched, live=live)
+        now = self.clock()
+        new = await self._run(
+            lambda uow: store.record_transactions(
+                uow.connection, fetched, commitment=FINALIZED, symbols=self.symbols, now=now, priced=priced
+            )
+        )
+        await self._after_record(new, summary)
+        finalized = [item.signature for item in fetched]
+        promoted = await self._read(
+            lambda uow: [row.id for row in store.deposits_of_signatures(uow.connection, finalized)]
+        )
+        for start in range(0, len(promoted), SETTLE_BATCH):
+            await self.settle(summary, ids=promoted[start : start + SETTLE_BATCH], live=live)
+        return len(fetched)
+
+    async def drop(self, signatures: Sequence[str], *, reason: str) -> int:
+        """Confirmed transactions that never finalized: their deposits are dropped (with an event)."""
+        now = self.clock()
+        dropped = await self._run(
+            lambda uow: store.drop_transactions(uow.connection, signatures, reason=reason, now=now)
+        )
+        for _ in range(dropped):
+            self._event("deposit_dropped")
+        return dropped
+
+    async def _price_new(
+        self, fetched: Sequence[store.FetchedTransaction], *, live: bool = False
+    ) -> dict[str, dict[str, Any]]:
         """Attribution and the stored price of the creditable inflows of a page, decided before it is
         written (deposit key -> deposit columns)."""
         inflows = [
@@ -415,7 +492,7 @@ class Pipeline:
                 if change.block_time is None:
                     raise PriceUnavailable("no_point", "the transaction has no block time")
                 at = dt.datetime.fromtimestamp(change.block_time, dt.UTC)
-                quote: Quote | None = await self.oracle.quote(asset, at, now=now, live=False)
+                quote: Quote | None = await self.oracle.quote(asset, at, now=now, live=live)
                 reason = None
             except PriceUnavailable as exc:
                 quote, reason = None, exc.reason
@@ -465,9 +542,12 @@ class Pipeline:
             "priced_at": to_storage_time(now),
         }
 
-    async def fetch(self, entries: Sequence[SignatureInfo], *, commitment: str) -> list[store.FetchedTransaction]:
+    async def fetch(
+        self, entries: Sequence[SignatureInfo | _Hint], *, commitment: str, missing_ok: bool = False
+    ) -> list[store.FetchedTransaction]:
         """The transactions of a page, fetched in batches and parsed. A signature the node listed but
-        cannot return means it lags: the page is not recorded (TransactionMissingError)."""
+        cannot return means it lags: the page is not recorded (TransactionMissingError). With
+        `missing_ok` (live hints), such signatures are left out instead."""
         if not entries:
             return []
         watch = await self.watch()
@@ -475,6 +555,8 @@ class Pipeline:
         fetched = []
         for entry, raw in zip(entries, raws, strict=True):
             if raw is None:
+                if missing_ok:
+                    continue
                 raise TransactionMissingError(f"the node listed {entry.signature} but has no such transaction")
             try:
                 parsed = parse_transaction(raw, watch)
@@ -665,6 +747,7 @@ class Pipeline:
             else:
                 summary.held_in_suspense += 1
             summary.credited_micros_by_asset[row.symbol or row.asset] += row.credits_micros or 0
+            self._event("deposit_credited", asset=row.symbol or row.asset, credits_micros=row.credits_micros or 0)
             _log.info(
                 "deposit_credited",
                 deposit=row.id,

@@ -470,21 +470,23 @@ def record_transactions(
             insert_ignoring_conflicts(connection, deposits).returning(d.id, d.stage, d.status, d.reason, d.price_usd),
             deposit_rows,
         )
-        created = result.all()
+        # A conflicting row (recorded before) returns nothing, or a row of NULLs from a multi-row insert.
+        created = [row for row in result.all() if row[0] is not None]
         new = [NewDeposit(row[0], row[1], row[2], row[3]) for row in created]
-        connection.execute(
-            deposit_events.insert(),
-            [
-                {
-                    "deposit_id": row[0],
-                    "at": stamp,
-                    "from_status": None,
-                    "to_status": row[2],
-                    "detail": {"priced": row[4]} if row[1] == PRICED else ({"reason": row[3]} if row[3] else None),
-                }
-                for row in created
-            ],
-        )
+        if created:  # (an empty parameter list would insert one row of defaults)
+            connection.execute(
+                deposit_events.insert(),
+                [
+                    {
+                        "deposit_id": row[0],
+                        "at": stamp,
+                        "from_status": None,
+                        "to_status": row[2],
+                        "detail": {"priced": row[4]} if row[1] == PRICED else ({"reason": row[3]} if row[3] else None),
+                    }
+                    for row in created
+                ],
+            )
         if final:
             _promote_finalized(connection, [row["key"] for row in deposit_rows], stamp)
     if outflow_rows:
@@ -952,3 +954,174 @@ def sync_suspense(uow: Any, now: dt.datetime) -> int:
                 detail={"ledger_transaction": transaction.id},
             )
     return changed
+
+
+# --- the daemon: leases, job runs, observed state (migration 0004_daemon) ---
+
+leases: Final = Table(
+    "daemon_leases",
+    metadata,
+    Column("name", String(64), nullable=False),
+    Column("holder", String(128), nullable=False),
+    Column("acquired_at", _utc(), nullable=False),
+    Column("expires_at", _utc(), nullable=False),
+    PrimaryKeyConstraint("name", name="pk_daemon_leases"),
+)
+
+job_runs: Final = Table(
+    "daemon_job_runs",
+    metadata,
+    Column("id", _Id, autoincrement=True, nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("holder", String(128), nullable=False),
+    Column("started_at", _utc(), nullable=False),
+    Column("finished_at", _utc(), nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("detail", JSON, nullable=True),
+    PrimaryKeyConstraint("id", name="pk_daemon_job_runs"),
+    Index("ix_daemon_job_runs_name_finished_at", "name", "finished_at"),
+)
+
+daemon_state: Final = Table(
+    "daemon_state",
+    metadata,
+    Column("key", String(128), nullable=False),
+    Column("value", JSON, nullable=False),
+    Column("updated_at", _utc(), nullable=False),
+    PrimaryKeyConstraint("key", name="pk_daemon_state"),
+)
+
+
+def _upsert(connection: Connection, table: Table, key_column: str, values: Mapping[str, Any]) -> Any:
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(table).values(**values)
+    return statement, statement.on_conflict_do_update(
+        index_elements=[table.c[key_column]],
+        set_={name: statement.excluded[name] for name in values if name != key_column},
+    )
+
+
+def acquire_lease(connection: Connection, name: str, holder: str, *, now: dt.datetime, ttl_s: float) -> bool:
+    """Take or renew a lease: it goes to `holder` when free, expired, or already held by it. True when
+    `holder` holds it afterwards. One statement, so two daemons racing for it cannot both win."""
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    stamp = to_storage_time(now)
+    expires = to_storage_time(now + dt.timedelta(seconds=ttl_s))
+    statement = insert(leases).values(name=name, holder=holder, acquired_at=stamp, expires_at=expires)
+    connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=[leases.c.name],
+            set_={
+                "holder": statement.excluded.holder,
+                "acquired_at": statement.excluded.acquired_at,
+                "expires_at": statement.excluded.expires_at,
+            },
+            where=(leases.c.expires_at < stamp) | (leases.c.holder == holder),
+        )
+    )
+    row = connection.execute(select(leases.c.holder).where(leases.c.name == name)).first()
+    return row is not None and row[0] == holder
+
+
+def release_lease(connection: Connection, name: str, holder: str) -> None:
+    connection.execute(leases.delete().where(leases.c.name == name, leases.c.holder == holder))
+
+
+def lease_holder(connection: Connection, name: str, *, now: dt.datetime) -> tuple[str, dt.datetime] | None:
+    row = connection.execute(select(leases.c.holder, leases.c.expires_at).where(leases.c.name == name)).first()
+    if row is None or as_utc(row[1]) < now:
+        return None
+    return row[0], as_utc(row[1])
+
+
+def record_job_run(
+    connection: Connection,
+    name: str,
+    holder: str,
+    *,
+    started_at: dt.datetime,
+    finished_at: dt.datetime,
+    ok: bool,
+    detail: Mapping[str, Any],
+) -> None:
+    connection.execute(
+        job_runs.insert().values(
+            name=name,
+            holder=holder,
+            started_at=to_storage_time(started_at),
+            finished_at=to_storage_time(finished_at),
+            ok=ok,
+            detail=dict(detail),
+        )
+    )
+
+
+def last_job_runs(connection: Connection) -> dict[str, dict[str, Any]]:
+    """The latest run of every job: name -> {started_at, finished_at, ok, detail}."""
+    j = job_runs.c
+    latest = select(j.name, func.max(j.id).label("id")).group_by(j.name).subquery()
+    rows = connection.execute(
+        select(j.name, j.started_at, j.finished_at, j.ok, j.detail).join(latest, latest.c.id == j.id)
+    )
+    return {
+        row[0]: {"started_at": as_utc(row[1]), "finished_at": as_utc(row[2]), "ok": bool(row[3]), "detail": row[4]}
+        for row in rows
+    }
+
+
+def set_state(connection: Connection, key: str, value: Mapping[str, Any], now: dt.datetime) -> None:
+    _, statement = _upsert(
+        connection, daemon_state, "key", {"key": key, "value": dict(value), "updated_at": to_storage_time(now)}
+    )
+    connection.execute(statement)
+
+
+def states(connection: Connection, prefix: str = "") -> dict[str, dict[str, Any]]:
+    s = daemon_state.c
+    query = select(s.key, s.value).where(s.key.startswith(prefix)) if prefix else select(s.key, s.value)
+    return {row[0]: row[1] for row in connection.execute(query)}
+
+
+def heads(connection: Connection) -> dict[str, Head]:
+    h = scan_heads.c
+    return {
+        row[0]: Head(row[1], row[2]) for row in connection.execute(select(h.address, h.head_signature, h.head_slot))
+    }
+
+
+def confirmed_signatures(connection: Connection, *, limit: int) -> list[tuple[str, int]]:
+    """Transactions seen at `confirmed` and not yet final: (signature, slot), oldest first."""
+    t = transactions.c
+    query = select(t.signature, t.slot).where(t.commitment == "confirmed").order_by(t.slot).limit(limit)
+    return [(row[0], row[1]) for row in connection.execute(query)]
+
+
+def drop_transactions(connection: Connection, signatures: Sequence[str], *, reason: str, now: dt.datetime) -> int:
+    """Confirmed transactions that never finalized: the transaction and its observed deposits are dropped."""
+    if not signatures:
+        return 0
+    t = transactions.c
+    connection.execute(
+        update(transactions)
+        .where(t.signature.in_(list(signatures)), t.commitment == "confirmed")
+        .values(commitment="dropped")
+    )
+    d = deposits.c
+    rows = [
+        _deposit(row)
+        for row in connection.execute(
+            _select_deposits().where(d.signature.in_(list(signatures)), d.stage == OBSERVED, d.status == PENDING)
+        )
+    ]
+    moved = apply_transitions(connection, [dropped_step(row, reason=reason) for row in rows], now)
+    return len(moved)
+
+
+def deposits_of_signatures(connection: Connection, signatures: Sequence[str]) -> list[DepositRow]:
+    d = deposits.c
+    found: list[DepositRow] = []
+    wanted = sorted(set(signatures))
+    for start in range(0, len(wanted), 500):
+        query = _select_deposits().where(d.signature.in_(wanted[start : start + 500])).order_by(d.id)
+        found += [_deposit(row) for row in connection.execute(query)]
+    return found

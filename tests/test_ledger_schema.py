@@ -22,7 +22,7 @@ from ledger_client.schema import LEDGER_TABLES, metadata
 from tests import pg
 from tests.pg import PgServer
 
-HEAD = "0003_reconcile_stripe_runs"
+HEAD = "0004_daemon"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -107,5 +107,5 @@ def test_migrations_ship_inside_the_package() -> None:
 
 
 def test_the_chain_has_one_head() -> None:
-    # One chain for the whole database: the ledger, the indexer's tables (issue 5), the Stripe runs (issue 7).
+    # One chain for the whole database: the ledger, the indexer (5), the Stripe runs (7), the daemon (6).
     assert head_revision() == HEAD

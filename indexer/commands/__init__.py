@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeAlias
 
-from indexer.commands import backfill, demo, deposits, ledger, parse, quote, reconcile, replay
+from indexer.commands import backfill, daemon, demo, deposits, ledger, parse, quote, reconcile, replay
 
 if TYPE_CHECKING:
     Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -16,6 +16,7 @@ Register: TypeAlias = Callable[["Subparsers", Sequence[argparse.ArgumentParser]]
 COMMANDS: tuple[Register, ...] = (
     parse.register,
     quote.register,
+    daemon.register,
     backfill.register,
     demo.register,
     deposits.register,

@@ -198,6 +198,7 @@ class SolanaRpc:
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 20.0,
         headers: dict[str, str] | None = None,
+        on_error: Callable[[RpcError], None] | None = None,
     ) -> None:
         if timeout_s <= 0 or max_retry_time_s <= 0:
             raise ValueError("timeout_s and max_retry_time_s must be positive")
@@ -219,6 +220,7 @@ class SolanaRpc:
         self.batch_size = batch_size
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
+        self._on_error = on_error  # every failure, retried or final (the daemon counts them by kind)
         self._concurrency = asyncio.Semaphore(max_concurrent_requests)
         self._ids = itertools.count(1)
         self._client = httpx.AsyncClient(
@@ -471,10 +473,21 @@ class SolanaRpc:
                     multiplier=self.backoff_initial_s, max=self.backoff_max_s, jitter=self.backoff_initial_s
                 )
             ),
-            before_sleep=lambda state: _log_retry(method, state),
+            before_sleep=lambda state: self._retried(method, state),
             reraise=True,
         )
-        return await retrying(attempt)
+        try:
+            return await retrying(attempt)
+        except RpcError as exc:
+            if self._on_error is not None:
+                self._on_error(exc)
+            raise
+
+    def _retried(self, method: str, state: tenacity.RetryCallState) -> None:
+        _log_retry(method, state)
+        error = state.outcome.exception() if state.outcome is not None else None
+        if self._on_error is not None and isinstance(error, RpcError):
+            self._on_error(error)
 
     async def _gather(self, calls: Iterable[Awaitable[T]]) -> list[T]:
         """Run calls concurrently (bounded by the request semaphore); results in order. The first
