@@ -54,7 +54,9 @@ def run() -> None:
                 wait_for(lambda: _credited(ledger) >= 3, 60, "the catch-up")
                 latencies_ms: list[float] = []
                 for number in range(LATENCY_SAMPLES):
-                    [signature] = chain.synthesise(1, templates=[template], commitment="confirmed", notify=True, seed=f"l{number}")
+                    [signature] = chain.synthesise(
+                        1, templates=[template], commitment="confirmed", notify=True, seed=f"l{number}"
+                    )
                     time.sleep(0.05)
                     finalized_at = dt.datetime.now(dt.UTC)
                     chain.finalize(signature)
@@ -78,7 +80,9 @@ def run() -> None:
                 for target in (MEMORY_SMALL, MEMORY_LARGE):
                     while replayed < target:
                         count = min(BURST, target - replayed)
-                        chain.synthesise(count, templates=[template], commitment="finalized", notify=True, seed=f"m{replayed}")
+                        chain.synthesise(
+                            count, templates=[template], commitment="finalized", notify=True, seed=f"m{replayed}"
+                        )
                         chain.advance_slot(1, finalize=True)
                         replayed += count
                         wait_for(lambda goal=base + replayed: _credited(ledger) >= goal, 600, "the replay")
@@ -94,7 +98,8 @@ def run() -> None:
         f"`treasury run` against the loopback replay node (websocket notifications at confirmed and at finalized), "
         f"SQLite ledger, {os.cpu_count()} cores shared by the node, the daemon and this script.",
         "",
-        f"Latency from the chain finalizing a deposit to its committed credit, {LATENCY_SAMPLES} deposits one at a time:",
+        f"Latency from the chain finalizing a deposit to its committed credit, {LATENCY_SAMPLES} deposits, one at "
+        "a time:",
         "",
         "| p50 ms | p99 ms | max ms |",
         "|---:|---:|---:|",

@@ -64,7 +64,7 @@ class DaemonProcess:
 
     def get(self, path: str) -> tuple[int, str]:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as reply:  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as reply:
                 return reply.status, reply.read().decode()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode()
@@ -83,7 +83,7 @@ class DaemonProcess:
         return status, json.loads(body) if body.startswith("{") else {}
 
     def wait_healthy(self, timeout_s: float = 60) -> None:
-        wait_for(lambda: self._healthy(), timeout_s, "the daemon to be healthy")
+        wait_for(self._healthy, timeout_s, "the daemon to be healthy")
 
     def _healthy(self) -> bool:
         if self.process.poll() is not None:
