@@ -26,6 +26,7 @@ USDC_TEMPLATE = "4LXpF3MCdp69iFmD27Sn812UNpqFPHM4qXH7Y12E964p9GHXvwMe1XEmyasogVT
 LATENCY_SAMPLES = 200
 MEMORY_SMALL = 1_000
 MEMORY_LARGE = 50_000
+MEMORY_CHECKPOINTS = (MEMORY_SMALL, 10_000, 25_000, MEMORY_LARGE)
 BURST = 500
 
 
@@ -77,7 +78,7 @@ def run() -> None:
                 base = _credited(ledger)
                 replayed = 0
                 started = time.monotonic()
-                for target in (MEMORY_SMALL, MEMORY_LARGE):
+                for target in MEMORY_CHECKPOINTS:
                     while replayed < target:
                         count = min(BURST, target - replayed)
                         chain.synthesise(
@@ -106,9 +107,14 @@ def run() -> None:
         f"| {statistics.median(latencies_ms):.0f} | {quantiles[98]:.0f} | {max(latencies_ms):.0f} |",
         "",
         f"Resident memory of the daemon (VmRSS) while deposits are replayed in bursts of {BURST} (finalized, "
-        f"notified): {rss[MEMORY_SMALL]:.0f} MiB after {MEMORY_SMALL:,}, {rss[MEMORY_LARGE]:.0f} MiB after "
-        f"{MEMORY_LARGE:,} ({rss[MEMORY_LARGE] - rss[MEMORY_SMALL]:+.0f} MiB). Replaying {MEMORY_LARGE:,} took "
-        f"{replay_s:.0f} s ({MEMORY_LARGE / replay_s:,.0f} deposits/s credited).",
+        f"notified); replaying {MEMORY_LARGE:,} took {replay_s:.0f} s ({MEMORY_LARGE / replay_s:,.0f} deposits/s "
+        "credited):",
+        "",
+        "| deposits replayed | " + " | ".join(f"{n:,}" for n in MEMORY_CHECKPOINTS) + " |",
+        "|---|" + "---:|" * len(MEMORY_CHECKPOINTS),
+        "| VmRSS MiB | " + " | ".join(f"{rss[n]:.0f}" for n in MEMORY_CHECKPOINTS) + " |",
+        "",
+        f"Growth from {MEMORY_SMALL:,} to {MEMORY_LARGE:,}: {rss[MEMORY_LARGE] - rss[MEMORY_SMALL]:+.0f} MiB.",
     ]
     body = "\n".join(lines)
     write_section("daemon", "Daemon latency and memory (issue 6)", body)
