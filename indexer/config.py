@@ -107,6 +107,9 @@ class Settings:
     # A deposit reference in a memo: a per-customer code issued by the billing service (DESIGN.md §3).
     memo_pattern: re.Pattern[str] = DEFAULT_MEMO_PATTERN
     assets: tuple[Asset, ...] = DEFAULT_ASSETS
+    # Where OSR sent by the treasury counts as burned (the owner of the receiving token account, e.g. an
+    # incinerator); None: only Token burn/burnChecked instructions count (indexer/burns.py).
+    osr_burn_address: str | None = None
 
     @property
     def websocket_url(self) -> str:
@@ -175,6 +178,11 @@ def parse_pubkey(text: str) -> str:
         return str(Pubkey.from_string(text.strip()))
     except ValueError:
         raise ValueError(f"not a Solana address: {text.strip()!r}") from None
+
+
+def _parse_optional_pubkey(value: Any) -> str | None:
+    text = _text(value)
+    return parse_pubkey(text) if text else None
 
 
 def _parse_wallets(value: Any) -> tuple[str, ...]:
@@ -382,6 +390,11 @@ FIELDS: Final[tuple[_Field, ...]] = (
     _Field("start", _parse_start, help="ISO 8601 time where a scan with no cursor begins"),
     _Field("memo_pattern", _parse_pattern, help="regex finding deposit references in memos"),
     _Field("assets", _parse_assets, option=False),
+    _Field(
+        "osr_burn_address",
+        _parse_optional_pubkey,
+        help="address whose receipt of treasury OSR counts as a burn (the receiving account's owner)",
+    ),
 )
 _ATTRIBUTE: Final = {"dust": "dust_raw"}
 
