@@ -8,7 +8,8 @@ For one account (a treasury wallet's SOL, or a treasury token account of one min
 
 - **the chain side** is the account's own history: every signature `getSignaturesForAddress` lists for
   it in the window (re-scanned now, oldest first), each with the account's balance before and after it
-  — read from the reply the indexer stored, or fetched now for a transaction it never recorded. The
+  — read from the reply the indexer stored, or fetched now for a transaction it never recorded (and for
+  a failed one the account paid, whose reply is not stored). The
   chain change is the sum of those per-transaction changes; the opening and closing balances are the
   balances before the first and after the last of them (at the end of a live run, a window reaching
   the present, the closing balance is `getBalance` / `getTokenAccountBalance`).
@@ -518,7 +519,13 @@ async def reconcile_account(
         return found, records.flows(uow.connection, account, since, until)
 
     recorded, flows = await _read(ledger, lookups)
-    missing = [signature for signature in signatures if signature not in recorded][:max_fetch]
+    # Fetched: what was never recorded, and failed transactions the account paid for (stored without their
+    # reply, so their fee is checked against the chain's balances rather than taken on trust).
+    missing = [
+        signature
+        for signature in signatures
+        if signature not in recorded or (recorded[signature].raw is None and failed_fee(account, recorded[signature]))
+    ][:max_fetch]
     fetched = dict(zip(missing, await source.transactions(missing), strict=True)) if missing else {}
     chain: list[ChainTransaction] = []
     for entry in entries:

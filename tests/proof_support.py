@@ -19,6 +19,7 @@ import contextlib
 import copy
 import datetime as dt
 import json
+import tempfile
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, Final
@@ -70,9 +71,7 @@ EVERYTHING: Final = (dt.datetime(2020, 1, 1, tzinfo=dt.UTC), dt.datetime(2027, 1
 NOW: Final = dt.datetime(2026, 12, 3, tzinfo=dt.UTC)
 
 
-def settings_for(
-    rpc: ReplayServer, coingecko: CoinGeckoReplay, database_url: str, **extra: str
-) -> Settings:
+def settings_for(rpc: ReplayServer, coingecko: CoinGeckoReplay, database_url: str, **extra: str) -> Settings:
     """The demo's settings (its wallets, memo pattern and two days of price age) on these servers."""
     environ = {
         "TREASURY_DATABASE_URL": database_url,
@@ -113,13 +112,23 @@ def servers(chain: ReplayChain) -> Iterator[tuple[ReplayServer, CoinGeckoReplay]
         yield rpc, coingecko
 
 
-def backfill(settings: Settings, ledger: Ledger) -> RunSummary:
+@contextlib.contextmanager
+def fresh_ledger() -> Iterator[tuple[Ledger, str]]:
+    """A fresh, migrated SQLite ledger in a temporary folder: (ledger, its URL)."""
+    with tempfile.TemporaryDirectory(prefix="proof-") as folder:
+        url = f"sqlite:///{folder}/ledger.db"
+        with Ledger.open(url, quiet=True) as ledger:
+            ledger.ensure_schema()
+            yield ledger, url
+
+
+def backfill(settings: Settings, ledger: Ledger, *, commitment: str = "finalized") -> RunSummary:
     """`treasury backfill` in-process (the demo's billing state first: a link, a reference, a claim)."""
     demo._prepare(ledger)
 
     async def main() -> RunSummary:
         async with open_pipeline(settings, ledger, rpc_options=FAST_RPC) as pipeline:
-            return await pipeline.backfill()
+            return await pipeline.backfill(commitment=commitment)
 
     summary = asyncio.run(main())
     assert summary.complete, summary.scan_errors
