@@ -321,8 +321,10 @@ def audit_credit(
         ("bonus_micros", credit.bonus_micros),
         ("credits_micros", credit.credits_micros),
     ):
-        if _int(rule.get(name)) != value:
-            found.append(diff(f"evidence credit.{name}", _units(value, USD), str(rule.get(name))))
+        stated_micros = _int(rule.get(name))
+        if stated_micros != value:
+            shown = str(rule.get(name)) if stated_micros is None else _units(stated_micros, USD)
+            found.append(diff(f"evidence credit.{name}", _units(value, USD), shown))
     if stored is not None:
         found += _compare_row(stored, transaction, credit.amount_raw, credit, diff)
     if assignment is not None:
