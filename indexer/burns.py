@@ -297,7 +297,7 @@ class BurnReport:
     burned_raw: int
     owed_raw: int
     retained_raw: int
-    posted: tuple[PostedBurn, ...]
+    posted: tuple[PostedBurn, ...]  # in chain order
     unposted: tuple[RecognisedBurn, ...]  # recognised on chain, not (yet) posted: not final, or a conflict
 
     @property
@@ -327,7 +327,12 @@ def burns_report(ledger: Ledger, settings: Settings) -> BurnReport:
         burned = uow.balance(OSR_BURNED, OSR)
         retained = uow.balance("osr:retained", OSR)
         transactions = uow.transactions_of_kinds([OSR_BURN])
-        posted = tuple(_posted(transaction) for transaction in transactions)
+        posted = tuple(
+            sorted(
+                (_posted(transaction) for transaction in transactions),
+                key=lambda burn: (burn.slot if burn.slot is not None else -1, burn.signature),
+            )
+        )
         keys = {transaction.key for transaction in transactions}
         unposted = tuple(
             burn
