@@ -223,7 +223,9 @@ class IndexerChainRecords:
         found += [RecordedFlow(row[0], row[1], row[2], -int(row[3]), row[4]) for row in outflows]
         return sorted(found, key=lambda flow: (flow.slot, flow.signature, flow.key))
 
-    def recorded(self, connection: Connection, signatures: Sequence[str]) -> dict[str, RecordedTransaction]:
+    def recorded(
+        self, connection: Connection, signatures: Sequence[str], account: TreasuryAccount
+    ) -> dict[str, RecordedTransaction]:
         t = store.transactions.c
         rows = connection.execute(
             select(t.signature, t.slot, t.block_time, t.failed, t.fee_lamports, t.fee_payer, t.raw).where(
@@ -231,7 +233,17 @@ class IndexerChainRecords:
             )
         )
         return {
-            row[0]: RecordedTransaction(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6]) for row in rows
+            row[0]: RecordedTransaction(
+                row[0],
+                row[1],
+                row[2],
+                bool(row[3]),
+                row[4],
+                row[5],
+                row[6] is not None,
+                account_balances(row[6], account) if row[6] is not None else None,
+            )
+            for row in rows
         }
 
     def anchor_after(self, connection: Connection, account: TreasuryAccount, until: dt.datetime) -> str | None:

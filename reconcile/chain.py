@@ -103,20 +103,6 @@ class RecordedFlow:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class RecordedTransaction:
-    """A transaction the indexer stored (`indexer_transactions`). `raw` is the reply as fetched, kept
-    when it moved a treasury balance; None otherwise (no change for any treasury account, or failed)."""
-
-    signature: str
-    slot: int
-    block_time: int | None
-    failed: bool
-    fee_lamports: int | None
-    fee_payer: str | None
-    raw: str | bytes | None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
 class Balances:
     """An account's balance before and after one transaction, in base units."""
 
@@ -126,6 +112,22 @@ class Balances:
     @property
     def change_raw(self) -> int:
         return self.post_raw - self.pre_raw
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RecordedTransaction:
+    """A transaction the indexer stored (`indexer_transactions`). `has_reply`: the reply as fetched was kept
+    (it moved a treasury balance); `balances`: the reconciled account's balances read from that reply
+    (None without a reply, or when the reply does not name the account)."""
+
+    signature: str
+    slot: int
+    block_time: int | None
+    failed: bool
+    fee_lamports: int | None
+    fee_payer: str | None
+    has_reply: bool
+    balances: Balances | None = None
 
 
 class SignatureEntry(Protocol):
@@ -174,8 +176,12 @@ class ChainRecords(Protocol):
         """Recorded inflows (+) and outflows (−) of the account whose block time is in [since, until)."""
         ...
 
-    def recorded(self, connection: Connection, signatures: Sequence[str]) -> dict[str, RecordedTransaction]:
-        """The stored transactions among `signatures` (at most MAX_LOOKUP of them per call)."""
+    def recorded(
+        self, connection: Connection, signatures: Sequence[str], account: TreasuryAccount
+    ) -> dict[str, RecordedTransaction]:
+        """The stored transactions among `signatures` (at most MAX_LOOKUP of them per call), with the
+        account's balances read from each stored reply (the replies themselves are not handed over: a
+        window's replies would not fit in memory)."""
         ...
 
     def anchor_after(self, connection: Connection, account: TreasuryAccount, until: dt.datetime) -> str | None:
@@ -321,7 +327,7 @@ def compare_account(
         change: int | None
         if item.balances is not None:
             change = item.balances.change_raw
-        elif stored is not None and stored.raw is None:
+        elif stored is not None and not stored.has_reply:
             # Stored without its reply: the parser found no treasury change in it (or it failed, and
             # then only the fee moved). What was recorded is all the chain did here.
             change = recorded_change
@@ -515,7 +521,7 @@ async def reconcile_account(
     def lookups(uow: UnitOfWork) -> tuple[dict[str, RecordedTransaction], list[RecordedFlow]]:
         found: dict[str, RecordedTransaction] = {}
         for start in range(0, len(signatures), MAX_LOOKUP):
-            found.update(records.recorded(uow.connection, signatures[start : start + MAX_LOOKUP]))
+            found.update(records.recorded(uow.connection, signatures[start : start + MAX_LOOKUP], account))
         return found, records.flows(uow.connection, account, since, until)
 
     recorded, flows = await _read(ledger, lookups)
@@ -524,14 +530,20 @@ async def reconcile_account(
     missing = [
         signature
         for signature in signatures
-        if signature not in recorded or (recorded[signature].raw is None and failed_fee(account, recorded[signature]))
+        if signature not in recorded or (not recorded[signature].has_reply and failed_fee(account, recorded[signature]))
     ][:max_fetch]
-    fetched = dict(zip(missing, await source.transactions(missing), strict=True)) if missing else {}
+    fetched: dict[str, Balances | None] = {}
+    for start in range(0, len(missing), MAX_LOOKUP):
+        chunk = missing[start : start + MAX_LOOKUP]
+        replies = await source.transactions(chunk)
+        fetched.update(
+            (signature, records.balances(reply, account) if reply is not None else None)
+            for signature, reply in zip(chunk, replies, strict=True)
+        )
     chain: list[ChainTransaction] = []
     for entry in entries:
         stored = recorded.get(entry.signature)
-        reply = stored.raw if stored is not None and stored.raw is not None else fetched.get(entry.signature)
-        balances = records.balances(reply, account) if reply is not None else None
+        balances = stored.balances if stored is not None and stored.has_reply else fetched.get(entry.signature)
         chain.append(ChainTransaction(entry.signature, entry.slot, entry.block_time, entry.err is not None, balances))
     return compare_account(account, chain, recorded, flows, live_balance_raw=live_balance)
 

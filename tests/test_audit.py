@@ -12,9 +12,10 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import text
+from structlog.testing import capture_logs
 
 from indexer import demo
-from indexer.proof import audit, last_audit
+from indexer.proof import audit, last_audit, proof_status
 from ledger_client import Ledger, deposit_key
 from tests.backfill_support import json_lines, treasury
 from tests.proof_support import (
@@ -60,9 +61,22 @@ def test_a_correct_ledger_audits_clean(ledger_url: str) -> None:
             backfill(settings, ledger)
             # The operator assigns the USDC hold: the assignment is audited too (3.800000 out of suspense).
             ledger.assign_suspense(USDC_KEY, "agt_demo_carol", actor="test", reason="claim checked")
-            result = run_audit(ledger, settings)
+            with capture_logs() as logs:
+                result = run_audit(ledger, settings)
             record = last_audit(ledger)
+            status = proof_status(ledger)
     assert result.clean
+    [line] = [entry for entry in logs if entry["event"] == "audit_done"]
+    assert (line["credits"], line["assignments"], line["differences"]) == (3, 1, 0)
+    assert status["audit"] == {
+        "since": "2020-01-01T00:00:00+00:00",
+        "until": "2027-01-01T00:00:00+00:00",
+        "finished_at": "2026-12-03T00:00:00+00:00",
+        "credits": 3,
+        "differences": 0,
+        "clean": True,
+    }
+    assert status["chain"] is None  # no chain reconciliation ran
     assert (result.credits, result.assignments, result.differences) == (3, 1, ())
     assert record is not None and (record.id, record.credits, record.differences) == (result.run_id, 3, 0)
 

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconcile.chain import (
     CHANGE_NOT_RECORDED,
@@ -40,9 +42,10 @@ def chain_tx(signature: str, slot: int, pre: int | None, post: int | None, *, fa
 
 
 def stored(
-    signature: str, slot: int, *, raw: str | None = "{}", failed: bool = False, fee: int = 5_000, payer: str = "W"
+    signature: str, slot: int, *, reply: bool = True, failed: bool = False, fee: int = 5_000, payer: str = "W"
 ) -> RecordedTransaction:
-    return RecordedTransaction(signature, slot, 1_700_000_000 + slot, failed, fee, payer, raw)
+    """A stored transaction; `reply`: its reply was kept (the balances in ChainTransaction stand for it)."""
+    return RecordedTransaction(signature, slot, 1_700_000_000 + slot, failed, fee, payer, reply)
 
 
 def flow(signature: str, slot: int, change: int) -> RecordedFlow:
@@ -94,12 +97,12 @@ def test_a_recorded_change_the_chain_does_not_list_is_named() -> None:
 def test_the_fee_of_a_failed_transaction_the_wallet_paid_is_counted() -> None:
     # The failed transaction changes the wallet's lamports by its fee, 15,000, and nothing else.
     chain = [chain_tx("ok", 1, 100_000, 600_000), chain_tx("failed", 2, 600_000, 585_000, failed=True)]
-    recorded = {"ok": stored("ok", 1), "failed": stored("failed", 2, raw=None, failed=True, fee=15_000)}
+    recorded = {"ok": stored("ok", 1), "failed": stored("failed", 2, reply=False, failed=True, fee=15_000)}
     result = compare_account(WALLET, chain, recorded, [flow("ok", 1, 500_000)])
     assert result.clean
     assert (result.fees_raw, result.recorded_change_raw, result.chain_change_raw) == (15_000, 485_000, 485_000)
     # Paid by someone else, the fee is not the wallet's: then the chain's −15,000 is a difference.
-    other = {**recorded, "failed": stored("failed", 2, raw=None, failed=True, fee=15_000, payer="X")}
+    other = {**recorded, "failed": stored("failed", 2, reply=False, failed=True, fee=15_000, payer="X")}
     result = compare_account(WALLET, chain, other, [flow("ok", 1, 500_000)])
     assert result.fees_raw == 0
     assert result.difference_raw == -15_000
@@ -108,14 +111,14 @@ def test_the_fee_of_a_failed_transaction_the_wallet_paid_is_counted() -> None:
 
 def test_fees_are_lamports_of_the_wallet_only() -> None:
     chain = [chain_tx("failed", 2, 7, 7, failed=True)]
-    result = compare_account(TOKEN, chain, {"failed": stored("failed", 2, raw=None, failed=True, payer="T")}, [])
+    result = compare_account(TOKEN, chain, {"failed": stored("failed", 2, reply=False, failed=True, payer="T")}, [])
     assert (result.fees_raw, result.clean) == (0, True)
 
 
 def test_a_transaction_stored_without_its_reply_carries_what_was_recorded() -> None:
     # "mid" moved no treasury balance when it was parsed: no reply kept, its change is taken as 0.
     chain = [chain_tx("a", 1, 0, 40), chain_tx("mid", 2, None, None), chain_tx("c", 3, 40, 100)]
-    recorded = {"a": stored("a", 1), "mid": stored("mid", 2, raw=None), "c": stored("c", 3)}
+    recorded = {"a": stored("a", 1), "mid": stored("mid", 2, reply=False), "c": stored("c", 3)}
     result = compare_account(WALLET, chain, recorded, [flow("a", 1, 40), flow("c", 3, 60)])
     assert result.clean
     assert (result.opening_raw, result.closing_raw, result.gaps) == (0, 100, ())
@@ -227,3 +230,40 @@ def test_a_node_that_ignores_before_is_refused_and_pages_are_bounded() -> None:
         )
     with pytest.raises(ChainHistoryError, match="more than 3 pages"):
         asyncio.run(list_window(PagedHistory(history(20)), "A", 0, 10_000, before=None, page_limit=5, max_pages=3))
+
+
+# --- properties ---
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    changes=st.lists(st.integers(min_value=-(10**12), max_value=10**12), min_size=1, max_size=30),
+    opening=st.integers(min_value=0, max_value=10**15),
+    lost=st.data(),
+)
+def test_a_complete_record_is_clean_and_each_lost_record_is_named_with_its_change(
+    changes: list[int], opening: int, lost: st.DataObject
+) -> None:
+    # A chained history: each transaction starts where the previous one ended.
+    chain, balance = [], opening
+    for slot, change in enumerate(changes):
+        chain.append(chain_tx(f"t{slot}", slot, balance, balance + change))
+        balance += change
+    recorded = {item.signature: stored(item.signature, item.slot) for item in chain}
+    flows = [flow(f"t{slot}", slot, change) for slot, change in enumerate(changes) if change]
+    complete = compare_account(WALLET, chain, recorded, flows)
+    assert complete.clean
+    assert (complete.opening_raw, complete.closing_raw, complete.chain_change_raw) == (opening, balance, sum(changes))
+    # Lose one transaction from the records: the difference is its change, and it alone is named.
+    index = lost.draw(st.integers(min_value=0, max_value=len(changes) - 1))
+    signature = f"t{index}"
+    partial = compare_account(
+        WALLET,
+        chain,
+        {key: value for key, value in recorded.items() if key != signature},
+        [item for item in flows if item.signature != signature],
+    )
+    assert partial.difference_raw == changes[index]
+    assert [(c.signature, c.reason, c.chain_change_raw) for c in partial.candidates] == [
+        (signature, NOT_RECORDED, changes[index])
+    ]

@@ -16,6 +16,7 @@ import json
 from typing import Any
 
 from sqlalchemy import delete, select, text
+from structlog.testing import capture_logs
 
 from indexer import demo, store
 from indexer.proof import last_chain_run
@@ -91,9 +92,15 @@ def test_a_window_in_the_past_ends_at_its_last_transaction() -> None:
     with servers(demo.demo_chain()) as (rpc, coingecko), fresh_ledger() as (ledger, url):
         settings = settings_for(rpc, coingecko, url)
         backfill(settings, ledger)
-        result = reconcile(
-            ledger, settings, dt.datetime(2021, 4, 1, tzinfo=dt.UTC), dt.datetime(2021, 4, 30, tzinfo=dt.UTC)
-        )
+        with capture_logs() as logs:
+            result = reconcile(
+                ledger, settings, dt.datetime(2021, 4, 1, tzinfo=dt.UTC), dt.datetime(2021, 4, 30, tzinfo=dt.UTC)
+            )
+    # One line per account, one for the run: 7 wallets and the 2 discovered USDC accounts (375DTP…, known
+    # only from its changes in September 2021, has none in this window).
+    [line] = [entry for entry in logs if entry["event"] == "chain_reconciled"]
+    assert (line["accounts"], line["differences"], line["warnings"]) == (9, 0, 0)
+    assert sum(entry["event"] == "chain_account_reconciled" for entry in logs) == 9
     old = by_account(result)[(OLD_SOL_WALLET, "SOL")]
     assert (old.chain_transactions, old.opening_raw, old.closing_raw, old.gaps, old.live) == (
         2,
