@@ -249,11 +249,14 @@ class IndexerChainRecords:
     def anchor_after(self, connection: Connection, account: TreasuryAccount, until: dt.datetime) -> str | None:
         until_s = int(until.timestamp())
         found: list[tuple[int, int, str]] = []
-        for table in (store.deposits, store.outflows):
+        for table, kept in (
+            (store.deposits, store.deposits.c.status != store.DROPPED),
+            (store.outflows, store.outflows.c.commitment != _DROPPED),
+        ):
             c = table.c
             row = connection.execute(
                 select(c.block_time, c.slot, c.signature)
-                .where(and_(c.account == account.address, c.asset == account.asset, c.block_time >= until_s))
+                .where(and_(c.account == account.address, c.asset == account.asset, c.block_time >= until_s, kept))
                 .order_by(c.block_time, c.slot)
                 .limit(1)
             ).first()

@@ -461,6 +461,10 @@ async def list_window(
     lowest_slot: int | None = None
     for _ in range(max_pages):
         page = await source.signatures(address, before=cursor, limit=page_limit)
+        if not page and cursor is not None and cursor == before and not found:
+            # The node does not know the anchor (a fork dropped after it was recorded): from the newest.
+            cursor = None
+            continue
         if not page:
             break
         if lowest_slot is not None and page[0].slot > lowest_slot:

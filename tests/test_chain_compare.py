@@ -181,7 +181,10 @@ class PagedHistory:
         self.calls.append(before)
         start = 0
         if before is not None and not self.ignore_before:
-            start = [entry.signature for entry in self.entries].index(before) + 1
+            known = [entry.signature for entry in self.entries]
+            if before not in known:
+                return []  # as agave's blockstore answers an unknown `before`
+            start = known.index(before) + 1
         return self.entries[start : start + limit]
 
     async def transactions(self, signatures: Sequence[str]) -> list[bytes | None]:
@@ -210,6 +213,13 @@ def test_a_listing_starts_below_an_anchor_and_ends_at_the_first_signature() -> N
     found = asyncio.run(list_window(source, "A", 0, 10_000, before="s10", page_limit=5))
     assert [entry.slot for entry in found] == list(range(10))
     assert source.calls == ["s10", "s5", "s0"]
+
+
+def test_an_anchor_the_node_does_not_know_restarts_the_listing_from_the_newest() -> None:
+    source = PagedHistory(history(6))
+    found = asyncio.run(list_window(source, "A", 1_020, 10_000, before="dropped-fork", page_limit=4))
+    assert [entry.slot for entry in found] == [2, 3, 4, 5]  # times 1,020..1,050
+    assert source.calls == ["dropped-fork", None, "s2"]
 
 
 def test_entries_without_a_block_time_take_the_time_of_the_newer_one() -> None:
