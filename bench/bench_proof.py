@@ -15,6 +15,7 @@ import contextlib
 import copy
 import datetime as dt
 import json
+import os
 import tempfile
 import time
 import tracemalloc
@@ -107,6 +108,7 @@ def measured(fn: Callable[[], T]) -> tuple[T, float, int]:
 
 
 def run() -> None:
+    load = os.getloadavg()[0]
     built = time.perf_counter()
     chain = history(COUNT)
     build_s = time.perf_counter() - built
@@ -166,7 +168,8 @@ def run() -> None:
     body = (
         f"{COUNT:,} USDC deposits to one treasury token account (derived from the recorded transfer, chained "
         f"balances, built in {build_s:.1f} s), backfilled and credited, then checked over the whole history. "
-        "Replay node and client in one process; PostgreSQL 15 on 127.0.0.1.\n\n"
+        f"Replay node and client in one process; PostgreSQL 15 on 127.0.0.1; load average {load:.2f} when the run "
+        "began (other helpers share the machine).\n\n"
         + "\n".join(table)
         + "\n\nThe chain reconciliation lists each account's signatures over the window (pages of 1,000) and "
         "reads each transaction's balances from the reply the indexer stored (no getTransaction: all were "

@@ -234,3 +234,24 @@ def _finalize(settings: Any, ledger: Ledger, signature: str) -> None:
             )
 
     asyncio.run(main())
+
+
+def test_on_the_demo_data_nothing_is_owed_and_a_bad_burn_address_is_refused(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    with servers(demo.demo_chain()) as (rpc, coingecko):
+        settings = settings_for(rpc, coingecko, url)
+        with Ledger.open(url, quiet=True) as ledger:
+            ledger.ensure_schema()
+            backfill(settings, ledger)
+        env = environment(settings)
+        done = treasury("burns", "--format", "json", env=env)
+        assert done.returncode == 0, done.stderr
+        [record] = json_lines(done.stdout)
+        assert (record["status"], record["obligation_raw"], record["burned_raw"], record["burns"]) == (
+            "ok",
+            "0",
+            "0",
+            [],
+        )
+        bad = treasury("burns", env={**env, "TREASURY_OSR_BURN_ADDRESS": "not-an-address"})
+        assert bad.returncode == 2 and "TREASURY_OSR_BURN_ADDRESS" in bad.stderr
