@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import based58
@@ -278,16 +278,18 @@ async def reconcile_chain(
     settings: Settings | None = None,
     record: bool = True,
     commitment: str = "finalized",
+    clock: Callable[[], dt.datetime] | None = None,
 ) -> ChainResult:
     """Reconcile every treasury account over [since, until) against the chain and record the run
     (`reconcile.chain`). Without `settings`, the wallets are those the indexer has recorded and the asset
-    table is the default one. RPC errors (`indexer.rpc.RpcError`) pass through."""
+    table is the default one. `clock` gives the run's finish time (default: `now`). RPC errors
+    (`indexer.rpc.RpcError`) pass through."""
     records = IndexerChainRecords(
         wallets=settings.wallets if settings is not None else (),
         assets=settings.asset_table if settings is not None else None,
     )
     return await run_chain_reconciliation(
-        ledger, RpcChainSource(rpc, commitment=commitment), records, since, until, now=now, record=record
+        ledger, RpcChainSource(rpc, commitment=commitment), records, since, until, now=now, record=record, clock=clock
     )
 
 
@@ -342,6 +344,7 @@ class IndexerAuditEvidence:
             d.burn_raw,
             d.retained_raw,
             d.ledger_transaction_id,
+            d.customer,
         )
         rows = connection.execute(select(*columns).where(d.key.in_(list(keys))))
         return {
@@ -357,6 +360,7 @@ class IndexerAuditEvidence:
                 burn_raw=None if row[8] is None else int(row[8]),
                 retained_raw=None if row[9] is None else int(row[9]),
                 ledger_transaction_id=row[10],
+                customer=row[11],
             )
             for row in rows
         }
@@ -384,10 +388,12 @@ def audit(
     settings: Settings,
     now: dt.datetime,
     record: bool = True,
+    clock: Callable[[], dt.datetime] | None = None,
 ) -> AuditResult:
     """Re-derive every credit of [since, until) from its evidence and compare it with the ledger
     (`reconcile.audit`); records the run. Synchronous (no network): the daemon calls it in a thread."""
-    return run_audit(ledger, IndexerAuditEvidence.load(ledger, settings), since, until, now=now, record=record)
+    evidence = IndexerAuditEvidence.load(ledger, settings)
+    return run_audit(ledger, evidence, since, until, now=now, record=record, clock=clock)
 
 
 def proof_status(ledger: Ledger) -> Mapping[str, object]:

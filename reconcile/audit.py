@@ -112,6 +112,7 @@ class StoredDeposit:
     burn_raw: int | None
     retained_raw: int | None
     ledger_transaction_id: int | None
+    customer: str | None = None  # who the indexer says got the credits (None: suspense)
 
 
 class AuditEvidence(Protocol):
@@ -329,7 +330,25 @@ def audit_credit(
         found += _compare_row(stored, transaction, credit.amount_raw, credit, diff)
     if assignment is not None:
         found += _compare_assignment(assignment, credit.credits_micros, diff)
+    if stored is not None:
+        holder = target if assignment is None else _assigned_customer(assignment)
+        # A row still in suspense whose hold the ledger assigned waits for the indexer's sync (a wallet
+        # linked through the shared database): not a difference. A row naming someone else is.
+        if stored.customer != holder and not (stored.status == "suspense" and assignment is not None):
+            found.append(
+                diff(
+                    "deposit row customer",
+                    str(holder or "suspense"),
+                    str(stored.customer or "suspense"),
+                    "who holds it",
+                )
+            )
     return found
+
+
+def _assigned_customer(assignment: Transaction) -> str | None:
+    customers = [p.account for p in assignment.postings if p.currency == USD and p.amount < 0]
+    return customers[0] if len(customers) == 1 else None
 
 
 def _section(evidence: Mapping[str, Any], name: str) -> Mapping[str, Any]:

@@ -83,6 +83,7 @@ def row(**changes: Any) -> StoredDeposit:
         "burn_raw": None,
         "retained_raw": None,
         "ledger_transaction_id": 7,
+        "customer": "agt_a",
     }
     values.update(changes)
     return StoredDeposit(**values)
@@ -90,7 +91,7 @@ def row(**changes: Any) -> StoredDeposit:
 
 def test_a_credit_built_from_its_evidence_audits_clean() -> None:
     assert audited(credit(), stored=row()) == []
-    assert audited(credit(None), stored=row(status="suspense")) == []
+    assert audited(credit(None), stored=row(status="suspense", customer=None)) == []
 
 
 def test_a_credit_of_another_amount_is_named_leg_by_leg() -> None:
@@ -135,11 +136,12 @@ def test_spoiled_evidence_is_named(changes: dict[str, Any], expected: tuple[str,
 
 
 def test_the_deposit_row_and_the_assignment_are_compared() -> None:
-    stored = row(status="ignored", credits_micros=3_700_000, ledger_transaction_id=8)
+    stored = row(status="ignored", credits_micros=3_700_000, ledger_transaction_id=8, customer="agt_z")
     assert audited(credit(), stored=stored) == [
         ("deposit row status", "credited or suspense", "ignored"),
         ("deposit row ledger_transaction", "7", "8"),
         ("deposit row credits_micros", "3.800000", "3.700000"),
+        ("deposit row customer", "agt_a", "agt_z"),
     ]
     wrong = suspense_assignment_entry(KEY, "agt_b", 3_900_000, {})
     assignment = Transaction(

@@ -239,6 +239,12 @@ def test_the_command_exits_0_clean_1_with_differences_and_2_on_bad_usage(tmp_pat
         assert runs.returncode == 2 and "is not after --since" in runs.stderr
         bad = treasury("reconcile", "chain", "--since", "yesterday", "--until", "2021-04-01", env=env)
         assert bad.returncode == 2 and "--since" in bad.stderr and bad.stderr.count("\n") == 1
+        # A node that refuses the history (HTTP 410): the work failed, exit 1, one line, no run recorded.
+        rpc.faults.disable("getSignaturesForAddress")
+        refused = treasury("reconcile", "chain", *window, env=env)
+        assert refused.returncode == 1 and refused.stdout == ""
+        assert refused.stderr.startswith(f"treasury: reconcile chain: the chain at {rpc.rpc_url}")
+        assert refused.stderr.count("\n") == 1
     # Bad usage writes nothing: the two failing commands recorded no run; three runs were recorded.
     with Ledger.open(url, quiet=True) as ledger:
         count = ledger.read(

@@ -12,7 +12,6 @@ recorded for `treasury status`.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import logging
 import sys
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ import orjson
 from indexer import logs
 from indexer.cli import EXIT_OK, CommandError, UsageError
 from indexer.commands.ledger import ledger_errors, open_ledger
-from indexer.commands.reconcile import window
+from indexer.commands.reconcile import utc_now, window
 from indexer.config import Settings
 from reconcile.errors import ReconcileInputError
 
@@ -54,7 +53,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     with open_ledger(settings) as ledger, ledger_errors(settings):
         try:
-            result = audit(ledger, since, until, settings=settings, now=dt.datetime.now(dt.UTC))
+            result = audit(ledger, since, until, settings=settings, now=utc_now(), clock=utc_now)
         except ReconcileInputError as exc:
             raise UsageError(f"audit: {exc}") from None
     if args.format == "json":

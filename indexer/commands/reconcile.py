@@ -87,6 +87,10 @@ def register(
     chain_command.set_defaults(handler=run_chain)
 
 
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
 def window(args: argparse.Namespace, command: str) -> tuple[dt.datetime, dt.datetime]:
     """--since and --until as UTC times; UsageError (exit 2) when one is bad or until is not after since."""
     try:
@@ -157,7 +161,7 @@ def run_chain(args: argparse.Namespace, settings: Settings) -> int:
 
         async def main() -> ChainResult:
             async with SolanaRpc(settings.rpc_url) as rpc:
-                return await reconcile_chain(ledger, rpc, since, until, now=dt.datetime.now(dt.UTC), settings=settings)
+                return await reconcile_chain(ledger, rpc, since, until, now=utc_now(), settings=settings, clock=utc_now)
 
         try:
             result = asyncio.run(main())
