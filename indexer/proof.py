@@ -59,6 +59,7 @@ __all__ = [
     "audit",
     "last_audit",
     "last_chain_run",
+    "proof_status",
     "reconcile_chain",
 ]
 
