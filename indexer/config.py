@@ -114,6 +114,9 @@ class Settings:
     max_lag_slots: int = 300  # /healthz fails when the poll is further behind the finalized tip
     shutdown_grace_s: int = 20  # SIGTERM: time to finish what is in flight before exiting
     assets: tuple[Asset, ...] = DEFAULT_ASSETS
+    # Where OSR sent by the treasury counts as burned (the owner of the receiving token account, e.g. an
+    # incinerator); None: only Token burn/burnChecked instructions count (indexer/burns.py).
+    osr_burn_address: str | None = None
 
     @property
     def websocket_url(self) -> str:
@@ -182,6 +185,11 @@ def parse_pubkey(text: str) -> str:
         return str(Pubkey.from_string(text.strip()))
     except ValueError:
         raise ValueError(f"not a Solana address: {text.strip()!r}") from None
+
+
+def _parse_optional_pubkey(value: Any) -> str | None:
+    text = _text(value)
+    return parse_pubkey(text) if text else None
 
 
 def _parse_wallets(value: Any) -> tuple[str, ...]:
@@ -395,6 +403,11 @@ FIELDS: Final[tuple[_Field, ...]] = (
     _Field("max_lag_slots", _parse_positive_int, help="daemon: /healthz fails beyond this lag behind the tip"),
     _Field("shutdown_grace_s", _parse_positive_int, help="daemon: seconds to finish in-flight work on SIGTERM"),
     _Field("assets", _parse_assets, option=False),
+    _Field(
+        "osr_burn_address",
+        _parse_optional_pubkey,
+        help="address whose receipt of treasury OSR counts as a burn (the receiving account's owner)",
+    ),
 )
 _ATTRIBUTE: Final = {"dust": "dust_raw"}
 

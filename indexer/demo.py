@@ -191,11 +191,9 @@ def _report(result: DemoResult, say: Callable[[str], None]) -> None:
             else "-"
         )
         asset = row.symbol or f"{row.asset[:6]}…"
-        to = (
-            (row.customer or "-")
-            if row.status == store.CREDITED
-            else ("suspense" if row.status == store.SUSPENSE else "-")
-        )
+        to = "suspense" if row.status == store.SUSPENSE else "-"
+        if row.status == store.CREDITED and row.customer is not None:
+            to = row.customer
         credits = format_micros(row.credits_micros) if row.credits_micros is not None else "-"
         rows.append(
             (

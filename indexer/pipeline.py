@@ -33,7 +33,7 @@ from typing import Any, Final, TypeVar
 
 import structlog
 
-from indexer import scan, store
+from indexer import burns, scan, store
 from indexer.attribution import SUSPENSE as ATTRIBUTED_SUSPENSE
 from indexer.attribution import Attribution, attribute, references_in
 from indexer.config import Settings
@@ -383,9 +383,11 @@ class Pipeline:
                 return None  # another worker recorded this page first: nothing to do
             if stored.segment.upper_signature is None and newest is not None:
                 store.set_head(connection, address, newest.signature, newest.slot, now)
-            return store.record_transactions(
+            new = store.record_transactions(
                 connection, page.fetched, commitment=commitment, symbols=self.symbols, now=now, priced=page.priced
             )
+            burns.record_burns(uow, page.fetched, commitment=commitment, settings=self.settings)  # issue 9
+            return new
 
         new = await self._run(write)
         if new is None:

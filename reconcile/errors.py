@@ -9,7 +9,12 @@
     │   ├── StripeRejected            a 4xx refusal (.status, .code)
     │   │   └── StripeAuthenticationError  401/403: the key was refused or may not read this
     │   └── StripeReplyError          a reply we cannot use: wrong shape, a page loop, too many pages
-    └── LedgerChangedError            --fix met a key posted meanwhile with other content (.key, .detail)
+    ├── LedgerChangedError            --fix met a key posted meanwhile with other content (.key, .detail)
+    └── ChainHistoryError             chain reconciliation could not list an address's history (.address)
+
+Errors of the Solana RPC are not translated here: `reconcile` never imports `indexer`, so the chain
+source the indexer hands to `reconcile.chain` raises its own (`indexer.rpc.RpcError`), which pass
+through unchanged to the caller (the CLI maps them to exit 1).
 
 Errors of the `stripe` library are translated into the StripeApiError branch in one place,
 `reconcile.stripe_source.translate_stripe_errors` (`classify_stripe_error` is the mapping, closed by
@@ -93,3 +98,12 @@ class LedgerChangedError(ReconcileError):
         super().__init__(f"the ledger changed during reconciliation: {detail}; that batch was not posted, run it again")
         self.key = key
         self.detail = detail
+
+
+class ChainHistoryError(ReconcileError):
+    """An address's signature history could not be listed over the window: more pages than the bound,
+    or a node whose pages do not move down the history (it ignored `before`). `address` names it."""
+
+    def __init__(self, address: str, message: str) -> None:
+        super().__init__(f"{address}: {message}")
+        self.address = address

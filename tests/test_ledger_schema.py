@@ -15,6 +15,7 @@ from sqlalchemy import inspect, text
 
 import indexer.store  # noqa: F401 - the indexer's tables are on the same MetaData and in the same chain
 import ledger_client
+import reconcile.proof_runs  # its tables: chain reconciliation and audit runs (issue 9), same chain
 import reconcile.runs  # noqa: F401 - its table is on the ledger's MetaData and in the migration chain
 from ledger_client import Ledger, SchemaError
 from ledger_client.migrate import MIGRATIONS, SchemaState, head_revision, schema_state
@@ -22,7 +23,7 @@ from ledger_client.schema import LEDGER_TABLES, metadata
 from tests import pg
 from tests.pg import PgServer
 
-HEAD = "0004_daemon"
+HEAD = "0005_reconcile_proof_runs"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -107,5 +108,6 @@ def test_migrations_ship_inside_the_package() -> None:
 
 
 def test_the_chain_has_one_head() -> None:
-    # One chain for the whole database: the ledger, the indexer (5), the Stripe runs (7), the daemon (6).
+    # One chain for the whole database: the ledger, the indexer (issue 5), the Stripe runs (7), the daemon (6),
+    # the chain reconciliation and audit runs (9).
     assert head_revision() == HEAD

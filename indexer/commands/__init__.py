@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeAlias
 
-from indexer.commands import backfill, daemon, demo, deposits, ledger, parse, quote, reconcile, replay
+from indexer.commands import audit, backfill, burns, daemon, demo, deposits, ledger, parse, quote, reconcile, replay
 
 if TYPE_CHECKING:
     Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -22,5 +22,7 @@ COMMANDS: tuple[Register, ...] = (
     deposits.register,
     ledger.register,
     reconcile.register,
+    audit.register,
+    burns.register,
     replay.register,
 )
