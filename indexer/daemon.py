@@ -434,6 +434,8 @@ class Daemon:
             ("pending_price", self._job_pending_price, IntervalTrigger(minutes=5), 120),
             ("suspense_sync", self._job_suspense_sync, IntervalTrigger(minutes=1), 60),
             ("reconcile_stripe", self._job_reconcile_stripe, CronTrigger(hour=0, minute=30, timezone="UTC"), 6 * 3600),
+            ("reconcile_chain", self._job_reconcile_chain, CronTrigger(hour=1, minute=0, timezone="UTC"), 6 * 3600),
+            ("audit", self._job_audit, CronTrigger(hour=1, minute=45, timezone="UTC"), 6 * 3600),
             ("ledger_verify", self._job_verify, CronTrigger(hour=2, minute=15, timezone="UTC"), 6 * 3600),
         ]
         for name, job, trigger, grace_s in jobs:
@@ -497,6 +499,36 @@ class Daemon:
             "flags": len(problems) - len(errors),
         }
 
+    def _previous_day(self) -> tuple[dt.datetime, dt.datetime]:
+        until = self.clock().replace(hour=0, minute=0, second=0, microsecond=0)
+        return until - dt.timedelta(days=1), until
+
+    async def _job_reconcile_chain(self) -> dict[str, Any]:
+        """The previous UTC day: recorded inflows minus outflows against the chain (issue 9)."""
+        from indexer.proof import reconcile_chain  # noqa: PLC0415
+
+        since, until = self._previous_day()
+        result = await reconcile_chain(self.ledger, self.rpc, since, until, now=self.clock(), settings=self.settings)
+        return {
+            "ok": result.clean,
+            "window": str(since.date()),
+            "differences": result.differences,
+            "warnings": result.warnings,
+        }
+
+    async def _job_audit(self) -> dict[str, Any]:
+        """Every credit of the previous UTC day re-derived from its evidence (issue 9)."""
+        from indexer.proof import audit  # noqa: PLC0415
+
+        since, until = self._previous_day()
+        result = await asyncio.to_thread(audit, self.ledger, since, until, settings=self.settings, now=self.clock())
+        return {
+            "ok": result.clean,
+            "window": str(since.date()),
+            "credits": result.credits,
+            "differences": result.differences_total,
+        }
+
     async def _job_reconcile_stripe(self) -> dict[str, Any]:
         """The previous UTC day's card top-ups against the ledger, with --fix; a no-op until a Stripe
         key is configured, and once per window."""
@@ -508,8 +540,7 @@ class Daemon:
         from reconcile.stripe_source import StripeApiSource  # noqa: PLC0415
 
         now = self.clock()
-        until = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        since = until - dt.timedelta(days=1)
+        since, until = self._previous_day()
         if await asyncio.to_thread(window_reconciled, self.ledger, since, until):
             return {"skipped": f"{since.date()} already reconciled"}
         source = StripeApiSource(api_key=key.reveal(), api_base=self.settings.stripe_api_base)

@@ -77,6 +77,8 @@ class DemoResult:
     problems: list[str]
     transactions: int
     database: Path
+    proofs: list[str]  # the chain reconciliation and the audit, one line each
+    proofs_clean: bool
 
 
 @contextmanager
@@ -126,7 +128,8 @@ def run(keep: Path | None = None, *, say: Callable[[str], None] = print) -> Demo
             balances = ledger.read(_balances)
             problems = [f"{problem.code}: {problem.message}" for problem in ledger.verify()]
             transactions = ledger.read(_transaction_count)
-        result = DemoResult(summary, deposits, balances, problems, transactions, database)
+            proofs, proofs_clean = asyncio.run(_proofs(settings, ledger))
+        result = DemoResult(summary, deposits, balances, problems, transactions, database, proofs, proofs_clean)
         _report(result, say)
         if keep is not None:
             say(f"The ledger is kept in {database} (TREASURY_DATABASE_URL=sqlite:///{database}).")
@@ -151,6 +154,30 @@ def _prepare(ledger: Ledger) -> None:
 async def _backfill(settings: Settings, ledger: Ledger) -> RunSummary:
     async with open_pipeline(settings, ledger) as pipeline:
         return await pipeline.backfill()
+
+
+async def _proofs(settings: Settings, ledger: Ledger) -> tuple[list[str], bool]:
+    """Issue 9's checks over the whole demo history: the ledger against the chain, and every credit
+    re-derived from its evidence."""
+    from indexer.proof import audit, reconcile_chain  # noqa: PLC0415
+    from indexer.rpc import SolanaRpc  # noqa: PLC0415
+
+    since = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    now = dt.datetime.now(dt.UTC)
+    async with SolanaRpc(settings.rpc_url) as rpc:
+        chain = await reconcile_chain(ledger, rpc, since, now, now=now, settings=settings)
+    audited = await asyncio.to_thread(audit, ledger, since, now, settings=settings, now=now)
+    lines = [
+        f"reconcile chain: {len(chain.accounts)} treasury accounts, {chain.differences} differences"
+        + (
+            f", {chain.warnings} warning{'s' if chain.warnings != 1 else ''} (a gap in the recorded sample of "
+            "mainnet history)"
+            if chain.warnings
+            else ""
+        ),
+        f"audit: {audited.credits} credits re-derived from their evidence, {audited.differences_total} differences",
+    ]
+    return lines, chain.clean and audited.clean
 
 
 def _balances(uow: UnitOfWork) -> dict[str, str]:
@@ -226,6 +253,8 @@ def _report(result: DemoResult, say: Callable[[str], None]) -> None:
             say(f"  {problem}")
     else:
         say(f"ledger verify: ok ({result.transactions} transactions, every invariant holds)")
+    for proof in result.proofs:
+        say(proof)
 
 
 def summary_for_tests(result: DemoResult) -> dict[str, Any]:

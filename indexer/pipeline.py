@@ -445,12 +445,15 @@ class Pipeline:
         )
         priced = await self._price_new(fetched, live=live)
         now = self.clock()
-        new = await self._run(
-            lambda uow: store.record_transactions(
+
+        def write(uow: UnitOfWork) -> list[store.NewDeposit]:
+            new = store.record_transactions(
                 uow.connection, fetched, commitment=FINALIZED, symbols=self.symbols, now=now, priced=priced
             )
-        )
-        await self._after_record(new, summary)
+            burns.record_burns(uow, fetched, commitment=FINALIZED, settings=self.settings)  # issue 9
+            return new
+
+        await self._after_record(await self._run(write), summary)
         finalized = [item.signature for item in fetched]
         promoted = await self._read(
             lambda uow: [row.id for row in store.deposits_of_signatures(uow.connection, finalized)]

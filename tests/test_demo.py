@@ -30,6 +30,9 @@ def test_demo_prints_what_was_credited_and_why_and_keeps_its_ledger(tmp_path: Pa
     assert "agt_demo_alice 0.021132" in text
     assert "suspense 4.029429" in text
     assert "ledger verify: ok" in text
+    # Issue 9's checks on a correct ledger: 7 wallets' SOL and 3 USDC accounts; the 3 credits above.
+    assert "reconcile chain: 10 treasury accounts, 0 differences" in text
+    assert "audit: 3 credits re-derived from their evidence, 0 differences" in text
     database = tmp_path / "treasury-demo.db"
     with Ledger.open(f"sqlite:///{database}", quiet=True) as ledger:
         assert ledger.balance("agt_demo_alice") == 21_132

@@ -2,8 +2,9 @@
 
 `status` reads only the database, so it works while daemons run, on SQLite too (WAL): lag per watched
 address (the finalized tip the daemon last saw minus the tip its last complete poll of the address
-covered), deposits waiting by status, the last Stripe reconciliation, the last `ledger verify` and the
-other scheduled jobs, and which daemon holds the scheduler lease.
+covered), deposits waiting by status, the last Stripe reconciliation, the last chain reconciliation
+and audit, the last `ledger verify` and the other scheduled jobs, and which daemon holds the
+scheduler lease.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def run(_args: argparse.Namespace, settings: Settings) -> int:
 
 def status_record(settings: Settings) -> dict[str, Any]:
     from indexer import store  # noqa: PLC0415
+    from indexer.proof import proof_status  # noqa: PLC0415
     from reconcile.runs import last_run  # noqa: PLC0415
 
     with open_ledger(settings) as ledger, ledger_errors(settings):
@@ -99,6 +101,7 @@ def status_record(settings: Settings) -> dict[str, Any]:
 
         found = ledger.read(read)
         stripe = last_run(ledger)
+        proof = proof_status(ledger)
     tip = found["states"].get("tip", {})
     addresses = list(settings.wallets) + [a.address for a in found["watched"] if a.address not in settings.wallets]
     lag = []
@@ -139,6 +142,8 @@ def status_record(settings: Settings) -> dict[str, Any]:
             "counts": {name: count for name, count in stripe.counts.items() if count},
             "fixed": stripe.fixed,
         },
+        "last_chain_reconciliation": proof["chain"],
+        "last_audit": proof["audit"],
         "last_verify": jobs.get("ledger_verify"),
         "jobs": jobs,
         "scheduler": {"holder": lease[0], "expires_at": lease[1].isoformat()} if lease else None,
@@ -167,6 +172,16 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
             if stripe is None
             else f"{stripe['since']} .. {stripe['until']}, all matched: {stripe['all_matched']}"
         )
+    )
+    chain = record["last_chain_reconciliation"]
+    print(
+        "last chain reconciliation: "
+        + ("never" if not chain else f"{chain['since']} .. {chain['until']}, differences: {chain['differences']}")
+    )
+    audited = record["last_audit"]
+    print(
+        "last audit: "
+        + ("never" if not audited else f"{audited['since']} .. {audited['until']}, clean: {audited.get('clean')}")
     )
     verify = record["last_verify"]
     print("last ledger verify: " + ("never" if verify is None else f"{verify['finished_at']}, ok: {verify['ok']}"))

@@ -34,4 +34,4 @@ def run(args: argparse.Namespace, _settings: Settings) -> int:
     if keep is not None and keep.exists() and not keep.is_dir():
         raise UsageError(f"demo: --keep {args.keep}: not a directory")
     result = demo.run(keep)
-    return EXIT_OK if not result.problems else EXIT_FAILED
+    return EXIT_OK if not result.problems and result.proofs_clean else EXIT_FAILED
