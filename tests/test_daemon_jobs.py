@@ -29,7 +29,9 @@ CLOCK = dt.datetime(2026, 5, 15, 0, 10, tzinfo=dt.UTC)
 def run_jobs(settings: Any, ledger: Ledger) -> dict[str, dict[str, Any]]:
     async def main() -> dict[str, dict[str, Any]]:
         async with SolanaRpc(settings.rpc_url, **FAST_RPC) as rpc:
-            daemon = Daemon(settings=settings, ledger=ledger, rpc=rpc, oracle=build_oracle(settings), clock=lambda: CLOCK)
+            daemon = Daemon(
+                settings=settings, ledger=ledger, rpc=rpc, oracle=build_oracle(settings), clock=lambda: CLOCK
+            )
             try:
                 return {
                     "reconcile_chain": await daemon.run_job("reconcile_chain", daemon._job_reconcile_chain),
