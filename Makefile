@@ -18,7 +18,9 @@ demo: venv
 	$(BIN)/treasury demo
 
 ## The whole test suite; starts a throwaway PostgreSQL when none listens on 127.0.0.1:5432.
+## The report test needs Debian's Chromium: installed here when missing.
 test: venv
+	@sh scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 check: venv
