@@ -6,7 +6,21 @@ import argparse
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeAlias
 
-from indexer.commands import audit, backfill, burns, daemon, demo, deposits, ledger, parse, quote, reconcile, replay
+from indexer.commands import (
+    audit,
+    backfill,
+    burns,
+    daemon,
+    demo,
+    deposits,
+    export,
+    ledger,
+    parse,
+    quote,
+    reconcile,
+    replay,
+    report,
+)
 
 if TYPE_CHECKING:
     Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -24,5 +38,7 @@ COMMANDS: tuple[Register, ...] = (
     reconcile.register,
     audit.register,
     burns.register,
+    export.register,
+    report.register,
     replay.register,
 )

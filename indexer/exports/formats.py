@@ -1,0 +1,233 @@
+"""Writers of the deposits export: csv, jsonl, xlsx, parquet.
+
+Each streams its rows into a temporary file beside the target and moves it into place only when the
+whole export is written: a failed export leaves the target as it was (or absent), never half-written.
+Decimal columns arrive as exact fixed-point text: CSV and JSONL write that text; Parquet stores
+decimal128 values of the column's scale (a value that would not fit exactly is an ExportError, never
+rounded); XLSX stores numeric cells whose stored text is that exact text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import IO, Any, Final
+
+import orjson
+
+from indexer.exports.rows import DEPOSIT_COLUMNS, Column, ExportError, iso_utc
+from indexer.exports.totals import DepositTotals
+
+FORMATS: Final = ("csv", "jsonl", "xlsx", "parquet")
+PARQUET_BATCH: Final = 50_000  # rows per record batch (a row group each): bounds memory
+XLSX_SHEET: Final = "Deposits"
+XLSX_TOTALS_SHEET: Final = "Totals"
+
+
+@contextlib.contextmanager
+def atomic_output(target: Path) -> Iterator[Path]:
+    """A temporary path in the target's folder; renamed onto the target when the block succeeds."""
+    folder = target.parent
+    if not folder.is_dir():
+        raise ExportError(f"{target}: folder {folder} does not exist")
+    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        yield temporary
+        os.replace(temporary, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+
+
+def _text_value(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return iso_utc(value)
+    return value
+
+
+def _counted(rows: Iterable[Sequence[Any]], totals: DepositTotals) -> Iterator[Sequence[Any]]:
+    for row in rows:
+        totals.add(row)
+        yield row
+
+
+def write_deposits(rows: Iterable[Sequence[Any]], target: Path, file_format: str) -> DepositTotals:
+    """Write the export; returns its totals. Raises ExportError (nothing written) when it cannot."""
+    writer: dict[str, Callable[[Iterable[Sequence[Any]], Path, DepositTotals], None]] = {
+        "csv": _write_csv,
+        "jsonl": _write_jsonl,
+        "xlsx": _write_xlsx,
+        "parquet": _write_parquet,
+    }
+    if file_format not in writer:
+        raise ExportError(f"unknown format {file_format!r} (one of {', '.join(FORMATS)})")
+    totals = DepositTotals()
+    try:
+        with atomic_output(target) as temporary:
+            writer[file_format](_counted(rows, totals), temporary, totals)
+    except OSError as exc:
+        raise ExportError(f"{target}: {exc.strerror or exc}") from None
+    return totals
+
+
+def _open_text(path: Path) -> IO[str]:
+    return path.open("w", encoding="utf-8", newline="")
+
+
+def _write_csv(rows: Iterable[Sequence[Any]], path: Path, _totals: DepositTotals) -> None:
+    with _open_text(path) as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow([column.name for column in DEPOSIT_COLUMNS])
+        for row in rows:
+            writer.writerow(["" if value is None else _text_value(value) for value in row])
+
+
+def _write_jsonl(rows: Iterable[Sequence[Any]], path: Path, _totals: DepositTotals) -> None:
+    names = [column.name for column in DEPOSIT_COLUMNS]
+    with path.open("wb") as out:
+        for row in rows:
+            record = {name: _text_value(value) for name, value in zip(names, row, strict=True)}
+            out.write(orjson.dumps(record) + b"\n")
+
+
+# --- Parquet ---
+
+
+def _exact_decimal(text: str, column: Column) -> Decimal:
+    """The column's text as a Decimal of exactly the column's scale; ExportError if it has more places
+    or more digits than the column holds (never rounded)."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ExportError(f"column {column.name}: {text!r} is not a decimal") from None
+    quantum = Decimal(1).scaleb(-column.scale)
+    scaled = value.quantize(quantum)
+    if scaled != value or len(scaled.as_tuple().digits) > column.precision:
+        raise ExportError(f"column {column.name}: {text} does not fit decimal({column.precision},{column.scale})")
+    return scaled
+
+
+def parquet_schema() -> Any:
+    import pyarrow as pa  # noqa: PLC0415
+
+    types = {
+        "int": pa.int64(),
+        "text": pa.string(),
+        "time": pa.timestamp("s", tz="UTC"),
+    }
+    fields = []
+    for column in DEPOSIT_COLUMNS:
+        kind = pa.decimal128(column.precision, column.scale) if column.kind == "decimal" else types[column.kind]
+        fields.append(pa.field(column.name, kind, nullable=column.name not in ("deposit_id", "slot", "signature")))
+    return pa.schema(fields)
+
+
+def _write_parquet(rows: Iterable[Sequence[Any]], path: Path, _totals: DepositTotals) -> None:
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    schema = parquet_schema()
+    decimal_columns = [(index, column) for index, column in enumerate(DEPOSIT_COLUMNS) if column.kind == "decimal"]
+    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        columns: list[list[Any]] = [[] for _ in DEPOSIT_COLUMNS]
+
+        def flush() -> None:
+            if columns[0]:
+                writer.write_batch(pa.record_batch(columns, schema=schema))
+                for values in columns:
+                    values.clear()
+
+        for row in rows:
+            for index, value in enumerate(row):
+                columns[index].append(value)
+            for index, column in decimal_columns:
+                text = row[index]
+                if text is not None:
+                    columns[index][-1] = _exact_decimal(text, column)
+            if len(columns[0]) >= PARQUET_BATCH:
+                flush()
+        flush()
+
+
+# --- XLSX ---
+
+
+def _xlsx_number(sheet: Any, text: str, number_format: str) -> Any:
+    """A numeric cell whose stored value is exactly `text`.
+
+    openpyxl formats numbers with "%.16g" (through a float), which would round a price such as
+    22.942985835974703; so the cell keeps the exact text and is marked numeric (data type "n"), which
+    openpyxl 3.1 writes verbatim into the sheet's <v> element."""
+    from openpyxl.cell import WriteOnlyCell  # noqa: PLC0415
+
+    cell = WriteOnlyCell(sheet)
+    cell._value = text  # see above: the exact decimal text
+    cell.data_type = "n"
+    cell.number_format = number_format
+    return cell
+
+
+def _write_xlsx(rows: Iterable[Sequence[Any]], path: Path, totals: DepositTotals) -> None:
+    from openpyxl import Workbook  # noqa: PLC0415
+    from openpyxl.cell import WriteOnlyCell  # noqa: PLC0415
+
+    workbook = Workbook(write_only=True)  # streams each sheet to a temporary file: flat memory
+    sheet = workbook.create_sheet(XLSX_SHEET)
+    sheet.append([column.name for column in DEPOSIT_COLUMNS])
+    formats = {column.name: "0" if column.scale == 0 else "0." + "0" * column.scale for column in DEPOSIT_COLUMNS}
+    time_cells = {index for index, column in enumerate(DEPOSIT_COLUMNS) if column.kind == "time"}
+    decimal_cells = {index for index, column in enumerate(DEPOSIT_COLUMNS) if column.kind == "decimal"}
+    for row in rows:
+        cells: list[Any] = []
+        for index, value in enumerate(row):
+            if value is None:
+                cells.append(None)
+            elif index in decimal_cells:
+                number_format = formats[DEPOSIT_COLUMNS[index].name]
+                if DEPOSIT_COLUMNS[index].name in ("amount", "price_usd"):
+                    number_format = "0." + "0" * max(1, len(value.partition(".")[2]))
+                cells.append(_xlsx_number(sheet, value, number_format))
+            elif index in time_cells:
+                cell = WriteOnlyCell(sheet, value=value.astimezone(dt.UTC).replace(tzinfo=None))
+                cell.number_format = "yyyy-mm-dd hh:mm:ss"  # UTC
+                cells.append(cell)
+            else:
+                cells.append(value)
+        sheet.append(cells)
+    summary = workbook.create_sheet(XLSX_TOTALS_SHEET)
+    header = (
+        "asset",
+        "inflows",
+        "amount",
+        "usd_value",
+        "bonus",
+        "credited",
+        "held_in_suspense",
+        "osr_burn",
+        "osr_retained",
+    )
+    summary.append(list(header))
+    for item in totals.record()["by_asset"]:
+        summary.append(
+            [
+                item["asset"],
+                item["inflows"],
+                *(
+                    _xlsx_number(summary, item[name], "0." + "0" * max(1, len(item[name].partition(".")[2])))
+                    for name in header[2:]
+                ),
+            ]
+        )
+    summary.append([])
+    summary.append(["rows", totals.rows])
+    summary.append(["credited", _xlsx_number(summary, totals.record()["credited"], "0.000000")])
+    summary.append(["held_in_suspense", _xlsx_number(summary, totals.record()["held_in_suspense"], "0.000000")])
+    workbook.save(path)
