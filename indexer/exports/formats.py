@@ -121,7 +121,7 @@ def parquet_schema() -> Any:
     types = {
         "int": pa.int64(),
         "text": pa.string(),
-        "time": pa.timestamp("s", tz="UTC"),
+        "time": pa.timestamp("ms", tz="UTC"),  # Parquet has no seconds unit
     }
     fields = []
     for column in DEPOSIT_COLUMNS:
