@@ -20,8 +20,8 @@ from ledger_client.money import format_units
 LIST_LIMIT: Final = 500  # rows shown in each of the suspense and pending lists (the rest are counted)
 _AT: Final = {name: index for index, name in enumerate(COLUMN_NAMES)}
 PENDING_STATUSES: Final = ("pending", "pending_price")
-# Colours per asset in the chart (the asset table's symbols first; others cycle through the rest).
-_PALETTE: Final = ("#6b4fbb", "#2775ca", "#26a17b", "#0a6cff", "#e8833a", "#c0392b", "#7f8c8d", "#16a085")
+# Colours per asset in the chart, in the assets' sorted order (cycling when there are more).
+_PALETTE: Final = ("#6b4fbb", "#e8833a", "#26a17b", "#2775ca", "#c0392b", "#7f8c8d", "#d4ac0d", "#16a085")
 
 
 @dataclasses.dataclass(slots=True)
@@ -135,6 +135,8 @@ def chart(totals: DepositTotals, since: dt.datetime, until: dt.datetime) -> str:
     step = max(1, bars // 6)
     for index in range(0, bars, step):
         x = left + index * bar_w
+        if x > width - 80:  # a label would run off the right edge
+            break
         label = (first + dt.timedelta(days=index * bucket_days)).isoformat()
         parts.append(f'<text x="{x:.2f}" y="{height - 8}" class="axis">{_e(label)}</text>')
     parts.append("</svg>")
