@@ -21,7 +21,7 @@ from typing import IO, Any, Final
 
 import orjson
 
-from indexer.exports.rows import DEPOSIT_COLUMNS, Column, ExportError, iso_utc
+from indexer.exports.rows import DEPOSIT_COLUMNS, Column, ExportError, ExportRow, iso_utc
 from indexer.exports.totals import DepositTotals
 
 FORMATS: Final = ("csv", "jsonl", "xlsx", "parquet")
@@ -47,19 +47,25 @@ def atomic_output(target: Path) -> Iterator[Path]:
             temporary.unlink()
 
 
-def _text_value(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return iso_utc(value)
-    return value
+TIME_COLUMNS: Final = tuple(index for index, column in enumerate(DEPOSIT_COLUMNS) if column.kind == "time")
 
 
-def _counted(rows: Iterable[Sequence[Any]], totals: DepositTotals) -> Iterator[Sequence[Any]]:
-    for row in rows:
-        totals.add(row)
-        yield row
+def _as_text(row: Sequence[Any]) -> list[Any]:
+    """The row for a text format: times as ISO 8601 UTC text."""
+    values = list(row)
+    for index in TIME_COLUMNS:
+        if values[index] is not None:
+            values[index] = iso_utc(values[index])
+    return values
 
 
-def write_deposits(rows: Iterable[Sequence[Any]], target: Path, file_format: str) -> DepositTotals:
+def _counted(rows: Iterable[ExportRow], totals: DepositTotals) -> Iterator[Sequence[Any]]:
+    for values, numbers in rows:
+        totals.add(values, numbers)
+        yield values
+
+
+def write_deposits(rows: Iterable[ExportRow], target: Path, file_format: str) -> DepositTotals:
     """Write the export; returns its totals. Raises ExportError (nothing written) when it cannot."""
     writer: dict[str, Callable[[Iterable[Sequence[Any]], Path, DepositTotals], None]] = {
         "csv": _write_csv,
@@ -87,15 +93,14 @@ def _write_csv(rows: Iterable[Sequence[Any]], path: Path, _totals: DepositTotals
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow([column.name for column in DEPOSIT_COLUMNS])
         for row in rows:
-            writer.writerow(["" if value is None else _text_value(value) for value in row])
+            writer.writerow(_as_text(row))  # None is written as an empty field
 
 
 def _write_jsonl(rows: Iterable[Sequence[Any]], path: Path, _totals: DepositTotals) -> None:
     names = [column.name for column in DEPOSIT_COLUMNS]
     with path.open("wb") as out:
         for row in rows:
-            record = {name: _text_value(value) for name, value in zip(names, row, strict=True)}
-            out.write(orjson.dumps(record) + b"\n")
+            out.write(orjson.dumps(dict(zip(names, _as_text(row), strict=True))) + b"\n")
 
 
 # --- Parquet ---

@@ -13,7 +13,7 @@ import html
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
-from indexer.exports.rows import COLUMN_NAMES, EXPLORER_TX_URL, iso_utc
+from indexer.exports.rows import COLUMN_NAMES, EXPLORER_TX_URL, ExportRow, iso_utc
 from indexer.exports.totals import DepositTotals
 from ledger_client.money import format_units
 
@@ -37,8 +37,8 @@ class ReportData:
     programs: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)  # (program, instruction) -> n
     reconciliation: dict[str, Any] = dataclasses.field(default_factory=dict)
 
-    def add(self, row: Sequence[Any]) -> None:
-        self.totals.add(row)
+    def add(self, row: Sequence[Any], numbers: Sequence[Any]) -> None:
+        self.totals.add(row, numbers)
         status = row[_AT["status"]]
         if status == "suspense":
             self.suspense_count += 1
@@ -54,9 +54,9 @@ class ReportData:
             self.programs[key] = self.programs.get(key, 0) + 1
 
 
-def collect(rows: Iterable[Sequence[Any]], data: ReportData) -> ReportData:
-    for row in rows:
-        data.add(row)
+def collect(rows: Iterable[ExportRow], data: ReportData) -> ReportData:
+    for values, numbers in rows:
+        data.add(values, numbers)
     return data
 
 

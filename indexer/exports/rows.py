@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Final
 
-import orjson
 from sqlalchemy import Connection, and_, case, literal, select
 from sqlalchemy.engine import Engine
 
@@ -100,7 +99,9 @@ _SELECTED: Final = (
     _d.amount_raw,
     _d.decimals,
     _d.price_usd,
-    _d.quote,
+    # Only two fields of the stored quote: extracted by the database, not decoded row by row here.
+    _d.quote["source"].as_string().label("price_source"),
+    _d.quote["point_time"].as_string().label("price_point_time"),
     _d.usd_value_micros,
     _d.bonus_micros,
     _d.credits_micros,
@@ -160,33 +161,29 @@ def deposit_query(since: dt.datetime, until: dt.datetime) -> Any:
     )
 
 
-def deposit_rows(connection: Connection, since: dt.datetime, until: dt.datetime) -> Iterator[tuple[Any, ...]]:
-    """The export rows of [since, until), streamed (a server-side cursor on PostgreSQL)."""
+ExportRow = tuple[tuple[Any, ...], tuple[Any, ...]]
+
+
+def deposit_rows(connection: Connection, since: dt.datetime, until: dt.datetime) -> Iterator[ExportRow]:
+    """The export rows of [since, until), streamed (a server-side cursor on PostgreSQL): pairs of
+    (values in DEPOSIT_COLUMNS order, the integer amounts behind them for the totals)."""
     streaming = connection.execution_options(stream_results=True, max_row_buffer=FETCH_BATCH)
     with translate_errors():
         result = streaming.execute(deposit_query(since, until))
         for batch in result.partitions(FETCH_BATCH):
             for row in batch:
-                yield export_row(row)
+                yield export_row(tuple(row))
 
 
 def _micros(value: int | None) -> str | None:
     return None if value is None else format_units(value, USD_DECIMALS)
 
 
-def _quote(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if isinstance(value, str | bytes):  # a JSON column some drivers hand back as text
-        decoded = orjson.loads(value)
-        return decoded if isinstance(decoded, dict) else {}
-    return dict(value)
-
-
-def _point_time(text: Any) -> dt.datetime | None:
-    if not isinstance(text, str) or not text:
+@functools.lru_cache(maxsize=4_096)  # the same hourly points come back row after row
+def _point_time(text: str | None) -> dt.datetime | None:
+    if not text:
         return None
-    return as_utc(dt.datetime.fromisoformat(text.replace("Z", "+00:00")))
+    return as_utc(dt.datetime.fromisoformat(text))
 
 
 @functools.lru_cache(maxsize=4_096)  # several deposits of one transaction share its label
@@ -201,51 +198,61 @@ def _label(
     return label.program, label.instruction
 
 
-def program_columns(row: Any) -> tuple[str | None, str | None]:
+def program_columns(
+    signature: str, program: str | None, instruction_path: str | None, raw: str | None
+) -> tuple[str | None, str | None]:
     """(program name, instruction name) for a deposit that came through a program; (None, None) for a
     plain transfer. A program without a name is shown by its id."""
-    if row.program is None or row.program in PLAIN_PROGRAM_IDS:
+    if program is None or program in PLAIN_PROGRAM_IDS:
         return None, None
-    if row.raw is None:
-        return row.program, None
-    return _label(row.signature, row.raw, row.instruction_path, row.program)
+    if raw is None:
+        return program, None
+    return _label(signature, raw, instruction_path, program)
 
 
-def export_row(row: Any) -> tuple[Any, ...]:
-    """A stored deposit as the export's values, in DEPOSIT_COLUMNS order. Decimal columns are exact
-    fixed-point text; times are aware UTC datetimes."""
-    quote = _quote(row.quote)
-    amount_raw = int(row.amount_raw)
-    is_sol = row.asset == "SOL"
-    program, instruction = program_columns(row)
-    return (
-        row.id,
-        block_time_utc(row.block_time),
-        row.slot,
-        row.signature,
-        EXPLORER_TX_URL + row.signature,
-        row.sender,
-        row.account,
-        row.owner,
-        row.symbol if row.symbol is not None else ("SOL" if is_sol else None),
-        None if is_sol else row.asset,
-        format_units(amount_raw, row.decimals),
-        str(amount_raw),
-        row.decimals,
-        row.price_usd,
-        quote.get("source"),
-        _point_time(quote.get("point_time")),
-        _micros(row.usd_value_micros),
-        _micros(row.bonus_micros),
-        _micros(row.credits_micros),
-        None if row.burn_raw is None else format_units(int(row.burn_raw), row.decimals),
-        None if row.retained_raw is None else format_units(int(row.retained_raw), row.decimals),
-        row.customer,
-        row.attribution,
-        row.status,
-        row.reason,
-        row.ledger_transaction_id,
-        program,
+def export_row(row: tuple[Any, ...]) -> ExportRow:
+    """A stored deposit (the columns of deposit_query, in order) as the export's values, in
+    DEPOSIT_COLUMNS order, and its integer amounts (amount_raw, usd value, bonus, credits in micro-USD;
+    OSR burn and retained in base units). Decimal values are exact fixed-point text; times are aware UTC."""
+    (
+        deposit_id, block_time, slot, signature, sender, account, owner, asset, symbol, amount_text, decimals,
+        price_usd, price_source, point_time, usd_micros, bonus_micros, credits_micros, burn_text, retained_text,
+        customer, attribution, status, reason, ledger_transaction_id, program, instruction_path, memo, raw,
+    ) = row  # fmt: skip
+    amount_raw = int(amount_text)
+    burn_raw = None if burn_text is None else int(burn_text)
+    retained_raw = None if retained_text is None else int(retained_text)
+    is_sol = asset == "SOL"
+    program_name, instruction = program_columns(signature, program, instruction_path, raw)
+    values = (
+        deposit_id,
+        block_time_utc(block_time),
+        slot,
+        signature,
+        EXPLORER_TX_URL + signature,
+        sender,
+        account,
+        owner,
+        symbol if symbol is not None else ("SOL" if is_sol else None),
+        None if is_sol else asset,
+        format_units(amount_raw, decimals),
+        amount_text,
+        decimals,
+        price_usd,
+        price_source,
+        _point_time(point_time),
+        _micros(usd_micros),
+        _micros(bonus_micros),
+        _micros(credits_micros),
+        None if burn_raw is None else format_units(burn_raw, decimals),
+        None if retained_raw is None else format_units(retained_raw, decimals),
+        customer,
+        attribution,
+        status,
+        reason,
+        ledger_transaction_id,
+        program_name,
         instruction,
-        row.memo,
+        memo,
     )
+    return values, (amount_raw, usd_micros, bonus_micros, credits_micros, burn_raw, retained_raw)

@@ -1,7 +1,8 @@
 """Totals of a deposits export, accumulated row by row (pure): the XLSX totals sheet, the command's
 summary and the report all use this one accumulator, so their numbers are the export's numbers.
 
-Money is summed in integer micro-USD and amounts in base units; text is produced only at the end.
+Money is summed in integer micro-USD and amounts in base units (the integers each export row comes
+with); text is produced only at the end.
 """
 
 from __future__ import annotations
@@ -12,15 +13,11 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from indexer.exports.rows import COLUMN_NAMES
-from ledger_client.money import format_units, parse_units
+from ledger_client.money import format_units
 
 _AT: Final = {name: index for index, name in enumerate(COLUMN_NAMES)}
 CREDITED: Final = "credited"
 SUSPENSE: Final = "suspense"
-
-
-def _micros(text: str | None) -> int:
-    return 0 if text is None else parse_units(text, 6)
 
 
 @dataclasses.dataclass(slots=True)
@@ -61,41 +58,40 @@ class DepositTotals:
     # (UTC day, asset) -> [inflows, USD value in micro-USD]: the report's daily chart
     daily: dict[tuple[dt.date, str], list[int]] = dataclasses.field(default_factory=dict)
 
-    def add(self, row: Sequence[Any]) -> None:
+    def add(self, row: Sequence[Any], numbers: Sequence[Any]) -> None:
+        """One export row and its integer amounts (rows.export_row's pair)."""
+        amount_raw, usd_micros, bonus_micros, credits_micros, burn_raw, retained_raw = numbers
         self.rows += 1
         asset = row[_AT["asset"]] or row[_AT["mint"]]
-        decimals = row[_AT["decimals"]]
         totals = self.by_asset.get(asset)
         if totals is None:
-            totals = self.by_asset[asset] = AssetTotals(asset, decimals)
+            totals = self.by_asset[asset] = AssetTotals(asset, row[_AT["decimals"]])
         status = row[_AT["status"]]
         self.by_status[status] = self.by_status.get(status, 0) + 1
         totals.inflows += 1
-        totals.amount_raw += int(row[_AT["amount_raw"]])
-        usd_micros = _micros(row[_AT["usd_value"]])
-        credits_micros = _micros(row[_AT["credits"]])
-        if row[_AT["usd_value"]] is not None:
+        totals.amount_raw += amount_raw
+        if usd_micros is not None:
             totals.priced += 1
-        if status in (CREDITED, SUSPENSE):  # credits issued: to a customer, or held
-            totals.usd_value_micros += usd_micros
-            totals.bonus_micros += _micros(row[_AT["bonus"]])
-            if row[_AT["osr_burn"]] is not None:
-                totals.osr_burn_raw += parse_units(row[_AT["osr_burn"]], decimals)
-                totals.osr_retained_raw += parse_units(row[_AT["osr_retained"]], decimals)
+        issued = status in (CREDITED, SUSPENSE)  # credits issued: to a customer, or held
+        if issued:
+            totals.usd_value_micros += usd_micros or 0
+            totals.bonus_micros += bonus_micros or 0
+            totals.osr_burn_raw += burn_raw or 0
+            totals.osr_retained_raw += retained_raw or 0
         if status == CREDITED:
-            totals.credited_micros += credits_micros
+            totals.credited_micros += credits_micros or 0
             method = row[_AT["attribution"]] or "unknown"
-            self.credited_by_attribution_micros[method] = (
-                self.credited_by_attribution_micros.get(method, 0) + credits_micros
+            self.credited_by_attribution_micros[method] = self.credited_by_attribution_micros.get(method, 0) + (
+                credits_micros or 0
             )
         elif status == SUSPENSE:
-            totals.suspense_micros += credits_micros
+            totals.suspense_micros += credits_micros or 0
         day = (row[_AT["received_at"]].date(), asset)
         point = self.daily.get(day)
         if point is None:
             point = self.daily[day] = [0, 0]
         point[0] += 1
-        point[1] += usd_micros if status in (CREDITED, SUSPENSE) else 0
+        point[1] += (usd_micros or 0) if issued else 0
 
     @property
     def credited_micros(self) -> int:
