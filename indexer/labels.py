@@ -97,9 +97,13 @@ KNOWN_PROGRAMS: Final[Mapping[str, str]] = {
     "AddressLookupTab1e1111111111111111111111111": "Address Lookup Table Program",
 }
 
-# Bundled Anchor IDLs (legacy format, which anchorpy-core 0.2 reads), by program id.
+# Bundled Anchor IDLs (legacy format, which anchorpy-core 0.2 reads), by program id; sources in SOURCES.md there.
 IDL_FILES: Final[Mapping[str, str]] = {
     JUPITER_V6_PROGRAM_ID: "jupiter_aggregator_v6.json",
+    "SQDS4ep65T869zMMBKyuUq6aD6EgTu8psMjkvj52pCf": "squads_multisig_v4.json",
+    "whirLbMiicVdio4qvUfM5KAg6Ct8VwpYzGff3uctyCc": "orca_whirlpool.json",
+    "CAMMCzo5YL8w4VFF8KVHrK22GGUsp5VTaW7grrKgrWqK": "raydium_clmm.json",
+    "CPMMoo8L3F4NbTegBCKVNunggL7H1ZpdTHKxQB5qKP1C": "raydium_cpmm.json",
 }
 
 _DISCRIMINATOR_BYTES: Final = 8

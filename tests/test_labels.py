@@ -21,7 +21,7 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
-from indexer.labels import KNOWN_PROGRAMS, ProgramLabel, label_deposit
+from indexer.labels import IDL_FILES, KNOWN_PROGRAMS, ProgramLabel, _idl_names, label_deposit
 from tests.conftest import SOLANA
 
 PUMPSWAP = "pAMMBay6oceH9fJKBRHGP5D4bD4sWpmSwMn52FMfXEA"
@@ -263,6 +263,135 @@ def test_the_wire_bytes_carry_the_program_key() -> None:
     # Guard for the hand-built transaction: key 1 of the serialised message is Jupiter v6.
     transaction = VersionedTransaction.from_bytes(base64.b64decode(_jupiter_legacy(ROUTE)["transaction"][0]))
     assert str(transaction.message.account_keys[1]) == JUPITER_V6
+
+
+# --- Squads v4, Orca Whirlpool, Raydium CLMM and CPMM, decoded with their bundled IDLs ---
+# Built here like the Jupiter ones (no recorded fixture runs through them). Each discriminator is worked out
+# by hand as sha256("global:<snake_case_name>")[:8]; where the program's own newer (Anchor 0.30) IDL
+# publishes it, the bytes are compared with that too.
+
+SQUADS_V4 = "SQDS4ep65T869zMMBKyuUq6aD6EgTu8psMjkvj52pCf"
+WHIRLPOOL = "whirLbMiicVdio4qvUfM5KAg6Ct8VwpYzGff3uctyCc"
+RAYDIUM_CLMM = "CAMMCzo5YL8w4VFF8KVHrK22GGUsp5VTaW7grrKgrWqK"
+RAYDIUM_CPMM = "CPMMoo8L3F4NbTegBCKVNunggL7H1ZpdTHKxQB5qKP1C"
+
+
+def _one_instruction_base64(program_id: str, data: bytes) -> dict[str, Any]:
+    """A legacy transaction in the base64 encoding: fee payer 1…, `program_id` at key 1, one instruction."""
+    payer = Pubkey(bytes([1] * 32))
+    message = Message.new_with_compiled_instructions(
+        1, 0, 1, [payer, Pubkey.from_string(program_id)], Hash(bytes(32)), [CompiledInstruction(1, data, bytes([0]))]
+    )
+    wire = VersionedTransaction.populate(message, [Signature(bytes(64))])
+    return {"slot": 1, "meta": {"err": None}, "transaction": [base64.b64encode(bytes(wire)).decode(), "base64"]}
+
+
+def _one_instruction_json(program_id: str, data: bytes) -> dict[str, Any]:
+    """The same transaction in the json encoding (data in base58)."""
+    return {
+        "meta": {"err": None},
+        "transaction": {
+            "signatures": ["1" * 64],
+            "message": {
+                "accountKeys": ["11111111111111111111111111111111", program_id],
+                "header": {"numRequiredSignatures": 1},
+                "instructions": [{"programIdIndex": 1, "accounts": [0], "data": based58.b58encode(data).decode()}],
+            },
+        },
+    }
+
+
+def test_squads_v4_vault_transaction_execute() -> None:
+    # A payment out of a Squads vault runs vault_transaction_execute (no arguments) at the top level; the
+    # transfer to the treasury is its inner CPI.
+    data = discriminator("vault_transaction_execute")
+    assert data == bytes([194, 8, 161, 87, 153, 164, 25, 171])
+    expected = ProgramLabel(SQUADS_V4, "Squads Multisig v4", "vaultTransactionExecute", "idl")
+    assert label_deposit(_one_instruction_base64(SQUADS_V4, data), "0.1", None) == expected
+    assert label_deposit(json.dumps(_one_instruction_json(SQUADS_V4, data)), "0", None) == expected
+    assert expected.text() == "Squads Multisig v4: vaultTransactionExecute"
+    # jsonParsed: the RPC does not parse Squads, so the instruction keeps its programId and base58 data.
+    parsed = _one_instruction_json(SQUADS_V4, data)
+    message = parsed["transaction"]["message"]
+    message["accountKeys"] = [{"pubkey": key, "signer": False} for key in message["accountKeys"]]
+    message["instructions"] = [{"programId": SQUADS_V4, "accounts": [], "data": based58.b58encode(data).decode()}]
+    assert label_deposit(parsed, "0.2", None) == expected
+
+
+def test_squads_v4_spending_limit_use() -> None:
+    # spending_limit_use(amount u64, decimals u8, memo Option<String>): 1 USDC, 6 decimals, no memo.
+    data = discriminator("spending_limit_use") + (1_000_000).to_bytes(8, "little") + bytes([6, 0])
+    assert label_deposit(_one_instruction_base64(SQUADS_V4, data), "0", None) == ProgramLabel(
+        SQUADS_V4, "Squads Multisig v4", "spendingLimitUse", "idl"
+    )
+
+
+def test_orca_whirlpool_collect_fees_v2() -> None:
+    # orca-so/whirlpools' Anchor 0.30 IDL lists collect_fees_v2 as [207, 117, 95, 191, 229, 180, 226, 15].
+    data = discriminator("collect_fees_v2") + bytes([0])  # remaining_accounts_info: None
+    assert data[:8] == bytes([207, 117, 95, 191, 229, 180, 226, 15])
+    expected = ProgramLabel(WHIRLPOOL, "Orca Whirlpool", "collectFeesV2", "idl")
+    assert label_deposit(_one_instruction_base64(WHIRLPOOL, data), "0", None) == expected
+    assert label_deposit(_one_instruction_json(WHIRLPOOL, data), "0.3", None) == expected
+
+
+def test_orca_whirlpool_swap_and_two_hop_swap_v2() -> None:
+    # swap(amount, other_amount_threshold, sqrt_price_limit, amount_specified_is_input, a_to_b): the plain
+    # "swap" discriminator f8c69e91e17587c8 is the same as Serum Swap's; the program id tells them apart.
+    args = (1000).to_bytes(8, "little") + (990).to_bytes(8, "little") + bytes(16) + bytes([1, 1])
+    assert label_deposit(_one_instruction_base64(WHIRLPOOL, discriminator("swap") + args), "0", None) == ProgramLabel(
+        WHIRLPOOL, "Orca Whirlpool", "swap", "idl"
+    )
+    # two_hop_swap_v2 is [186, 143, 209, 29, 254, 2, 194, 117] in the same 0.30 IDL.
+    data = discriminator("two_hop_swap_v2")
+    assert data == bytes([186, 143, 209, 29, 254, 2, 194, 117])
+    assert label_deposit(_one_instruction_json(WHIRLPOOL, data), "0", None) == ProgramLabel(
+        WHIRLPOOL, "Orca Whirlpool", "twoHopSwapV2", "idl"
+    )
+
+
+def test_raydium_clmm_swap_v2() -> None:
+    # swap_v2(amount u64, other_amount_threshold u64, sqrt_price_limit_x64 u128, is_base_input bool).
+    data = discriminator("swap_v2") + (5000).to_bytes(8, "little") + (4900).to_bytes(8, "little") + bytes(16)
+    data += bytes([1])
+    assert data[:8] == bytes([43, 4, 237, 11, 26, 201, 30, 98])
+    expected = ProgramLabel(RAYDIUM_CLMM, "Raydium CLMM", "swapV2", "idl")
+    assert label_deposit(_one_instruction_base64(RAYDIUM_CLMM, data), "0.2", None) == expected
+    assert label_deposit(json.dumps(_one_instruction_json(RAYDIUM_CLMM, data)), "0", None) == expected
+
+
+def test_raydium_cpmm_swap_base_input() -> None:
+    # swap_base_input(amount_in u64, minimum_amount_out u64).
+    data = discriminator("swap_base_input") + (5000).to_bytes(8, "little") + (4900).to_bytes(8, "little")
+    assert data[:8] == bytes([143, 190, 90, 218, 196, 30, 51, 222])
+    expected = ProgramLabel(RAYDIUM_CPMM, "Raydium CPMM", "swapBaseInput", "idl")
+    assert label_deposit(_one_instruction_base64(RAYDIUM_CPMM, data), "0", None) == expected
+    assert label_deposit(_one_instruction_json(RAYDIUM_CPMM, data), "0.1", None) == expected
+
+
+def test_a_discriminator_of_another_program_is_not_borrowed() -> None:
+    # CPMM's swap_base_input is no instruction of the Whirlpool IDL: the Whirlpool keeps its name alone.
+    data = discriminator("swap_base_input") + bytes(16)
+    assert label_deposit(_one_instruction_base64(WHIRLPOOL, data), "0", None) == ProgramLabel(
+        WHIRLPOOL, "Orca Whirlpool", None, "table"
+    )
+
+
+def test_every_bundled_idl_loads_with_anchorpy() -> None:
+    # A file anchorpy could not read would only log a warning and leave its program unnamed: fail here instead.
+    counts: dict[str, int] = {}
+    for program_id, file_name in IDL_FILES.items():
+        names = _idl_names(program_id)
+        assert names is not None, file_name
+        counts[program_id] = len(names._names)
+    assert counts == {
+        JUPITER_V6: 38,
+        SQUADS_V4: 31,
+        WHIRLPOOL: 45,
+        RAYDIUM_CLMM: 23,
+        RAYDIUM_CPMM: 10,
+    }
+    assert set(IDL_FILES) <= set(KNOWN_PROGRAMS)
 
 
 # --- the recorded program, the path, garbage ---
