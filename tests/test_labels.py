@@ -265,7 +265,7 @@ def test_the_wire_bytes_carry_the_program_key() -> None:
     assert str(transaction.message.account_keys[1]) == JUPITER_V6
 
 
-# --- Squads v4, Orca Whirlpool, Raydium CLMM and CPMM, decoded with their bundled IDLs ---
+# --- Squads v4, Orca Whirlpool, Raydium CLMM and CPMM, Meteora DLMM, decoded with their bundled IDLs ---
 # Built here like the Jupiter ones (no recorded fixture runs through them). Each discriminator is worked out
 # by hand as sha256("global:<snake_case_name>")[:8]; where the program's own newer (Anchor 0.30) IDL
 # publishes it, the bytes are compared with that too.
@@ -274,6 +274,7 @@ SQUADS_V4 = "SQDS4ep65T869zMMBKyuUq6aD6EgTu8psMjkvj52pCf"
 WHIRLPOOL = "whirLbMiicVdio4qvUfM5KAg6Ct8VwpYzGff3uctyCc"
 RAYDIUM_CLMM = "CAMMCzo5YL8w4VFF8KVHrK22GGUsp5VTaW7grrKgrWqK"
 RAYDIUM_CPMM = "CPMMoo8L3F4NbTegBCKVNunggL7H1ZpdTHKxQB5qKP1C"
+METEORA_DLMM = "LBUZKhRxPF3XUpBCjp4YzTKgLccjZhTSDM9YuVaPwxo"
 
 
 def _one_instruction_base64(program_id: str, data: bytes) -> dict[str, Any]:
@@ -369,6 +370,21 @@ def test_raydium_cpmm_swap_base_input() -> None:
     assert label_deposit(_one_instruction_json(RAYDIUM_CPMM, data), "0.1", None) == expected
 
 
+def test_meteora_dlmm_swap_and_add_liquidity() -> None:
+    # swap(amount_in u64, min_amount_out u64).
+    data = discriminator("swap") + (5000).to_bytes(8, "little") + (4900).to_bytes(8, "little")
+    expected = ProgramLabel(METEORA_DLMM, "Meteora DLMM", "swap", "idl")
+    assert label_deposit(_one_instruction_base64(METEORA_DLMM, data), "0.1", None) == expected
+    assert label_deposit(_one_instruction_json(METEORA_DLMM, data), "0", None) == expected
+    # MeteoraAg/dlmm-sdk's Anchor 0.30 idls/dlmm.json (address LBUZKh…) lists add_liquidity as
+    # [181, 157, 89, 67, 143, 182, 52, 72]; the bundled legacy IDL names the same bytes.
+    add_liquidity = discriminator("add_liquidity")
+    assert add_liquidity == bytes([181, 157, 89, 67, 143, 182, 52, 72])
+    assert label_deposit(_one_instruction_base64(METEORA_DLMM, add_liquidity), "0", None) == ProgramLabel(
+        METEORA_DLMM, "Meteora DLMM", "addLiquidity", "idl"
+    )
+
+
 def test_a_discriminator_of_another_program_is_not_borrowed() -> None:
     # CPMM's swap_base_input is no instruction of the Whirlpool IDL: the Whirlpool keeps its name alone.
     data = discriminator("swap_base_input") + bytes(16)
@@ -390,6 +406,7 @@ def test_every_bundled_idl_loads_with_anchorpy() -> None:
         WHIRLPOOL: 45,
         RAYDIUM_CLMM: 23,
         RAYDIUM_CPMM: 10,
+        METEORA_DLMM: 47,
     }
     assert set(IDL_FILES) <= set(KNOWN_PROGRAMS)
 
