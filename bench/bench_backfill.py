@@ -17,22 +17,20 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
-import psycopg
 
 from bench.report import write_section
+from bench.scratch import scratch_database
 from indexer.demo import PRICE_SOURCE_NOW, WALLETS
 from indexer.replay.throughput import FetchStats, measure_fetch_throughput
 from pricing.replay import ReplayServer as CoinGeckoReplay
 from pricing.series import bundled_solana
 
 SIZES = (5_000, 20_000)
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 TREASURY = str(Path(sys.executable).parent / "treasury")
 
 
@@ -53,16 +51,8 @@ def replay_node(count: int) -> Iterator[str]:
         process.wait(timeout=60)
 
 
-@contextlib.contextmanager
-def postgres_database() -> Iterator[str]:
-    name = f"bench_backfill_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+def postgres_database() -> contextlib.AbstractContextManager[str]:
+    return scratch_database("bench_backfill")
 
 
 def backfill(rpc_url: str, coingecko_url: str, database_url: str) -> tuple[dict[str, Any], float, int]:

@@ -19,8 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +26,11 @@ import orjson
 import psycopg
 
 from bench.report import write_section
+from bench.scratch import scratch_database
 from ledger_client import Ledger
 
 ROWS = 1_000_000
 QUARTER = ROWS // 4
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 START_S = 1_767_225_600  # 2026-01-01T00:00:00Z: row n lands at START_S + n
 TREASURY = "9Nc6u9ft3uAr6DSaqHijFjQS53hZPDRL2LoVYvH4vK5H"
 USDC_ACCOUNT = "Efc6bp3wVC2iQpewxRmKdZM8vzt9DCFFhL7EiHYNGunv"
@@ -99,16 +97,8 @@ def _row(number: int) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-@contextlib.contextmanager
-def database() -> Iterator[str]:
-    name = f"bench_export_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+def database() -> contextlib.AbstractContextManager[str]:
+    return scratch_database("bench_export")
 
 
 def fill(url: str) -> float:

@@ -32,6 +32,7 @@ from tests.export_support import (
     OSR_POSTED,
     OSR_SIGNATURE,
     SOL_LINKED,
+    SOL_SUSPENSE,
     SUSPENSE_TOTAL,
     USDC_SUSPENSE,
     export_ledger,
@@ -167,7 +168,6 @@ def test_csv_and_jsonl_field_by_field(ledger_url: str, tmp_path: Path) -> None:
 
 
 def test_parquet_holds_exact_decimals(ledger_url: str, tmp_path: Path) -> None:
-
     with export_ledger(ledger_url) as (ledger, settings):
         out = tmp_path / "d.parquet"
         done = treasury(
@@ -197,7 +197,7 @@ def test_parquet_holds_exact_decimals(ledger_url: str, tmp_path: Path) -> None:
                 else:
                     assert got == value, (signature[:8], name)
         # 22.942985835974703 has 17 significant digits: a float would not keep it.
-        assert rows[EXPECTED_SUSPENSE_SOL]["price_usd"] == Decimal("22.942985835974703")
+        assert rows[SOL_SUSPENSE]["price_usd"] == Decimal("22.942985835974703")
         _check_against_ledger(
             {
                 signature: {
@@ -211,11 +211,7 @@ def test_parquet_holds_exact_decimals(ledger_url: str, tmp_path: Path) -> None:
         )
 
 
-EXPECTED_SUSPENSE_SOL = "5hJfaZoyjTrJcchXLFXRySgDMtGRiLsqvmrtpXcQjZq1Zc2d7Qj3LisaAtaFDtS9tDdv4aZ5n4fbtJNfVMCNV8Lj"
-
-
 def test_xlsx_one_header_row_then_rows_and_totals_on_another_sheet(ledger_url: str, tmp_path: Path) -> None:
-
     with export_ledger(ledger_url) as (ledger, settings):
         out = tmp_path / "d.xlsx"
         done = treasury(
@@ -250,7 +246,6 @@ def test_xlsx_one_header_row_then_rows_and_totals_on_another_sheet(ledger_url: s
 
 
 def test_ledger_journal_loads_in_beancount_and_agrees_with_the_ledger(ledger_url: str, tmp_path: Path) -> None:
-
     with export_ledger(ledger_url) as (ledger, settings):
         env = environment(settings)
         june = ("--since", "2026-06-01", "--until", "2026-07-01")
