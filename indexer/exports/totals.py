@@ -25,7 +25,8 @@ class AssetTotals:
     asset: str  # the symbol, or the mint for one outside the asset table
     decimals: int
     inflows: int = 0
-    amount_raw: int = 0
+    amount_raw: int = 0  # every inflow's, ignored and pending ones included
+    issued_amount_raw: int = 0  # of the inflows credited or held in suspense
     priced: int = 0
     usd_value_micros: int = 0
     bonus_micros: int = 0
@@ -38,7 +39,8 @@ class AssetTotals:
         return {
             "asset": self.asset,
             "inflows": self.inflows,
-            "amount": format_units(self.amount_raw, self.decimals),
+            "amount_received": format_units(self.amount_raw, self.decimals),
+            "amount_credited_or_held": format_units(self.issued_amount_raw, self.decimals),
             "usd_value": format_units(self.usd_value_micros, 6),
             "bonus": format_units(self.bonus_micros, 6),
             "credited": format_units(self.credited_micros, 6),
@@ -74,6 +76,7 @@ class DepositTotals:
             totals.priced += 1
         issued = status in (CREDITED, SUSPENSE)  # credits issued: to a customer, or held
         if issued:
+            totals.issued_amount_raw += amount_raw
             totals.usd_value_micros += usd_micros or 0
             totals.bonus_micros += bonus_micros or 0
             totals.osr_burn_raw += burn_raw or 0
