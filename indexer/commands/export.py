@@ -13,9 +13,10 @@ anything is read or written. A one-line summary goes to stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,24 +81,28 @@ def open_output(target: Path, command: str) -> Any:
     return output
 
 
+@contextlib.contextmanager
+def ledger_snapshot(settings: Settings) -> Iterator[Any]:
+    """One read snapshot of the settings' ledger (indexer.exports.snapshot), errors mapped for the CLI."""
+    from indexer.exports import snapshot  # noqa: PLC0415
+
+    with open_ledger(settings) as ledger, ledger_errors(settings), snapshot(ledger.engine) as connection:
+        yield connection
+
+
 def _terminated(_signal: int, _frame: object) -> None:
     raise CommandError("terminated (SIGTERM); nothing was written")
 
 
 def run_deposits(args: argparse.Namespace, settings: Settings) -> int:
-    from indexer.exports import ExportError, deposit_rows, snapshot  # noqa: PLC0415
+    from indexer.exports import ExportError, deposit_rows  # noqa: PLC0415
     from indexer.exports.formats import write_deposits  # noqa: PLC0415
 
     since, until = window(args, "export deposits")
     target = output_path(args.out, "export deposits")
     output = open_output(target, "export deposits")
     try:
-        with (
-            output as temporary,
-            open_ledger(settings) as ledger,
-            ledger_errors(settings),
-            snapshot(ledger.engine) as connection,
-        ):
+        with output as temporary, ledger_snapshot(settings) as connection:
             totals = write_deposits(deposit_rows(connection, since, until), temporary, args.format)
     except ExportError as exc:
         raise CommandError(f"export deposits: {target}: {exc}") from None
@@ -113,7 +118,7 @@ def run_deposits(args: argparse.Namespace, settings: Settings) -> int:
 def run_ledger(args: argparse.Namespace, settings: Settings) -> int:
     from sqlalchemy import select  # noqa: PLC0415
 
-    from indexer.exports import ExportError, snapshot  # noqa: PLC0415
+    from indexer.exports import ExportError  # noqa: PLC0415
     from indexer.exports.journal import (  # noqa: PLC0415
         balances_before,
         journal_postings,
@@ -138,12 +143,7 @@ def run_ledger(args: argparse.Namespace, settings: Settings) -> int:
 
     output = open_output(target, "export ledger")
     try:
-        with (
-            output as temporary,
-            open_ledger(settings) as ledger,
-            ledger_errors(settings),
-            snapshot(ledger.engine) as connection,
-        ):
+        with output as temporary, ledger_snapshot(settings) as connection:
             postings = journal_postings(connection, since, until)
             if args.format == "csv":
                 with temporary.open("w", encoding="utf-8", newline="") as out:

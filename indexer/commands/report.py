@@ -19,7 +19,6 @@ from pathlib import Path
 import orjson
 
 from indexer.cli import EXIT_OK, CommandError, UsageError
-from indexer.commands.ledger import ledger_errors, open_ledger
 from indexer.commands.reconcile import window
 from indexer.config import Settings
 
@@ -57,8 +56,8 @@ def report_folder(text: str) -> Path:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from indexer.commands.daemon import status_record  # noqa: PLC0415
-    from indexer.commands.export import open_output  # noqa: PLC0415
-    from indexer.exports import ExportError, deposit_rows, snapshot  # noqa: PLC0415
+    from indexer.commands.export import ledger_snapshot, open_output  # noqa: PLC0415
+    from indexer.exports import ExportError, deposit_rows  # noqa: PLC0415
     from indexer.exports.report import ReportData, collect, render  # noqa: PLC0415
     from indexer.exports.rows import iso_utc  # noqa: PLC0415
 
@@ -74,7 +73,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     data = ReportData(since=since, until=until, generated_at=dt.datetime.now(dt.UTC))
     try:
         with totals_output as totals_path, page_output as page_path:
-            with open_ledger(settings) as ledger, ledger_errors(settings), snapshot(ledger.engine) as connection:
+            with ledger_snapshot(settings) as connection:
                 collect(deposit_rows(connection, since, until), data)
             data.reconciliation = status_record(settings)
             totals = {"since": iso_utc(since), "until": iso_utc(until), **data.totals.record()}
