@@ -40,7 +40,7 @@ from indexer.config import Settings
 from indexer.parser import ParseError, Watch, parse_transaction
 from indexer.rpc import RpcError, SignatureInfo, SolanaRpc
 from ledger_client import Ledger, crypto_deposit_entry, deposit_key
-from ledger_client.database import to_storage_time
+from ledger_client.database import first_block_second, to_storage_time
 from ledger_client.ledger import UnitOfWork
 from pricing import PriceOracle, PriceUnavailable, Quote, compute_credit
 from pricing.assets import AssetTable
@@ -244,7 +244,7 @@ class Pipeline:
                     address,
                     summary,
                     commitment=commitment,
-                    stop_before_time=int(start.timestamp()) if start else None,
+                    stop_before_time=first_block_second(start) if start else None,
                     until_signature=until_signature,
                     budget=budget,
                 )

@@ -35,6 +35,7 @@ from indexer.config import Settings
 from indexer.parser import IN, ParseError, Watch, decode_reply, parse_transaction
 from indexer.rpc import InvalidParams, SignatureInfo, SolanaRpc
 from ledger_client import Ledger
+from ledger_client.database import block_time_bounds, first_block_second
 from pricing.assets import SOL_DECIMALS, SOL_SYMBOL, Asset, AssetTable
 from reconcile.audit import AuditResult, Derivation, DerivedInflow, StoredDeposit, run_audit
 from reconcile.chain import (
@@ -175,7 +176,7 @@ class IndexerChainRecords:
         token_accounts: list[Any] = [(a.address, a.owner, a.mint) for a in watched if a.kind == store.TOKEN_ACCOUNT]
         # Token accounts the parser attributed to the treasury without discovery naming them (replies that
         # carry no owner: found where the account was initialised), with changes in the window.
-        since_s, until_s = int(since.timestamp()), int(until.timestamp())
+        since_s, until_s = block_time_bounds(since, until)
         for table in (store.deposits, store.outflows):
             c = table.c
             token_accounts += connection.execute(
@@ -195,7 +196,7 @@ class IndexerChainRecords:
     def flows(
         self, connection: Connection, account: TreasuryAccount, since: dt.datetime, until: dt.datetime
     ) -> list[RecordedFlow]:
-        since_s, until_s = int(since.timestamp()), int(until.timestamp())
+        since_s, until_s = block_time_bounds(since, until)
         d = store.deposits.c
         o = store.outflows.c
         inflows = connection.execute(
@@ -248,7 +249,7 @@ class IndexerChainRecords:
         }
 
     def anchor_after(self, connection: Connection, account: TreasuryAccount, until: dt.datetime) -> str | None:
-        until_s = int(until.timestamp())
+        until_s = first_block_second(until)
         found: list[tuple[int, int, str]] = []
         for table, kept in (
             (store.deposits, store.deposits.c.status != store.DROPPED),
@@ -319,12 +320,13 @@ class IndexerAuditEvidence:
         return cls(watch, settings.asset_table)
 
     def keys_in_window(self, connection: Connection, since: dt.datetime, until: dt.datetime) -> list[str]:
+        since_s, until_s = block_time_bounds(since, until)
         d = store.deposits.c
         rows = connection.execute(
             select(d.key).where(
                 and_(
-                    d.block_time >= int(since.timestamp()),
-                    d.block_time < int(until.timestamp()),
+                    d.block_time >= since_s,
+                    d.block_time < until_s,
                     d.status != store.DROPPED,
                 )
             )

@@ -164,6 +164,18 @@ def as_utc(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
+def first_block_second(moment: dt.datetime) -> int:
+    """The first whole-second block time at or after `moment` (the moment rounded up)."""
+    micros = (moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
+    return -(-micros // 1_000_000)
+
+
+def block_time_bounds(since: dt.datetime, until: dt.datetime) -> tuple[int, int]:
+    """The window [since, until) as whole-second block times [start_s, end_s). Both ends round up:
+    truncating would take in a block from just before `since` and leave out one just before `until`."""
+    return first_block_second(since), first_block_second(until)
+
+
 def to_storage_time(value: dt.datetime) -> dt.datetime:
     """A time to store: aware UTC; a naive time is refused (it would be ambiguous)."""
     if value.tzinfo is None:

@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 import structlog
 
+from ledger_client.database import block_time_bounds
 from reconcile.errors import ChainHistoryError, InvalidWindowError
 
 if TYPE_CHECKING:
@@ -515,8 +516,7 @@ async def reconcile_account(
     entries = await list_window(
         source,
         account.address,
-        int(since.timestamp()),
-        int(until.timestamp()),
+        *block_time_bounds(since, until),
         before=anchor,
         max_slot=live_slot,
     )

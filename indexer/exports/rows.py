@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 
 from indexer import store
 from indexer.instructions import DECODED_PROGRAM_IDS
-from ledger_client.database import as_utc, translate_errors
+from ledger_client.database import as_utc, block_time_bounds, translate_errors
 from ledger_client.money import format_units
 
 EXPLORER_TX_URL: Final = "https://explorer.solana.com/tx/"
@@ -118,17 +118,6 @@ _SELECTED: Final = (
 )
 
 
-def epoch_bounds(since: dt.datetime, until: dt.datetime) -> tuple[int, int]:
-    """[since, until) as whole-second block times: t >= since  <=>  t >= ceil(since), same for until."""
-    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-    def ceil_s(moment: dt.datetime) -> int:
-        micros = (moment - epoch) // dt.timedelta(microseconds=1)
-        return -(-micros // 1_000_000)
-
-    return ceil_s(since), ceil_s(until)
-
-
 def iso_utc(moment: dt.datetime) -> str:
     """2023-03-30T03:14:03Z (microseconds only when there are some)."""
     return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
@@ -150,7 +139,7 @@ def snapshot(engine: Engine) -> Iterator[Connection]:
 
 
 def deposit_query(since: dt.datetime, until: dt.datetime) -> Any:
-    start_s, end_s = epoch_bounds(since, until)
+    start_s, end_s = block_time_bounds(since, until)
     plain = _d.program.is_(None) | _d.program.in_(sorted(PLAIN_PROGRAM_IDS))
     raw = case((plain, literal(None)), else_=_t.raw).label("raw")
     return (
