@@ -27,13 +27,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from pricing.quote import iso
+
 if TYPE_CHECKING:
     from reconcile.audit import AuditResult
     from reconcile.chain import AccountResult, ChainResult
-
-
-def iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def amount_text(amount_raw: int, decimals: int) -> str:

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from indexer.commands.export import ledger_snapshot, open_output  # noqa: PLC0415
     from indexer.exports import ExportError, deposit_rows  # noqa: PLC0415
     from indexer.exports.report import ReportData, collect, render  # noqa: PLC0415
-    from indexer.exports.rows import iso_utc  # noqa: PLC0415
+    from pricing.quote import iso  # noqa: PLC0415
 
     since, until = window(args, "report")
     folder = report_folder(args.out)
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             with ledger_snapshot(settings) as connection:
                 collect(deposit_rows(connection, since, until), data)
             data.reconciliation = status_record(settings)
-            totals = {"since": iso_utc(since), "until": iso_utc(until), **data.totals.record()}
+            totals = {"since": iso(since), "until": iso(until), **data.totals.record()}
             totals_path.write_bytes(orjson.dumps(totals, option=orjson.OPT_INDENT_2) + b"\n")
             page_path.write_text(render(data), encoding="utf-8")
     except ExportError as exc:

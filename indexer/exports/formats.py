@@ -23,8 +23,9 @@ from typing import IO, Any, Final
 
 import orjson
 
-from indexer.exports.rows import DEPOSIT_COLUMNS, Column, ExportError, ExportRow, iso_utc
+from indexer.exports.rows import DEPOSIT_COLUMNS, Column, ExportError, ExportRow
 from indexer.exports.totals import DepositTotals
+from pricing.quote import iso
 
 FORMATS: Final = ("csv", "jsonl", "xlsx", "parquet")
 PARQUET_BATCH: Final = 50_000  # rows per record batch (a row group each): bounds memory
@@ -114,7 +115,7 @@ def _as_text(row: Sequence[Any]) -> list[Any]:
     values = list(row)
     for index in TIME_COLUMNS:
         if values[index] is not None:
-            values[index] = iso_utc(values[index])
+            values[index] = iso(values[index])
     return values
 
 

@@ -24,7 +24,7 @@ from typing import IO, Any, Final
 import orjson
 from sqlalchemy import Connection, func, select
 
-from indexer.exports.rows import ExportError, iso_utc
+from indexer.exports.rows import ExportError
 from ledger_client.accounts import (
     BURNED,
     CLEARING,
@@ -40,6 +40,7 @@ from ledger_client.accounts import (
 from ledger_client.database import as_utc, to_storage_time, translate_errors
 from ledger_client.money import format_units
 from ledger_client.schema import postings_table, transactions_table
+from pricing.quote import iso
 
 JOURNAL_FORMATS: Final = ("csv", "jsonl", "beancount")
 POSTING_COLUMNS: Final = (
@@ -173,7 +174,7 @@ def write_csv(postings: Iterator[JournalPosting], out: IO[str], decimals: Decima
         writer.writerow(
             [
                 posting.transaction_id,
-                iso_utc(posting.created_at),
+                iso(posting.created_at),
                 posting.key,
                 posting.kind,
                 "" if posting.reverses_id is None else posting.reverses_id,
@@ -193,7 +194,7 @@ def write_jsonl(postings: Iterator[JournalPosting], out: IO[bytes], decimals: De
         count += 1
         record: dict[str, Any] = {
             "transaction_id": first.transaction_id,
-            "created_at": iso_utc(first.created_at),
+            "created_at": iso(first.created_at),
             "idempotency_key": first.key,
             "kind": first.kind,
             "reverses_id": first.reverses_id,
@@ -229,16 +230,14 @@ def write_beancount(
     def amount(value: int, currency: str) -> str:
         return f"{format_units(value, decimals(currency))} {beancount_currency(currency)}"
 
-    out.write(
-        f"; System R treasury ledger journal, {iso_utc(since)} .. {iso_utc(until)} (UTC), from the shared ledger\n"
-    )
+    out.write(f"; System R treasury ledger journal, {iso(since)} .. {iso(until)} (UTC), from the shared ledger\n")
     out.write('option "title" "System R treasury ledger"\n')
     out.write('option "operating_currency" "USD"\n\n')
     first_use: dict[str, dt.date] = {}
     closing = dict(opening)
     start_day = since.astimezone(dt.UTC).date()
     if opening:
-        out.write(f'{start_day.isoformat()} * "Balances before {iso_utc(since)}"\n')
+        out.write(f'{start_day.isoformat()} * "Balances before {iso(since)}"\n')
         for (account, currency), value in sorted(opening.items()):
             first_use.setdefault(account, start_day)
             out.write(f"  {beancount_account(account)}  {amount(value, currency)}\n")
@@ -251,7 +250,7 @@ def write_beancount(
         day = first.created_at.astimezone(dt.UTC).date()
         out.write(f"{day.isoformat()} * {_quoted(first.kind)} {_quoted(first.key)}\n")
         out.write(f"  ledger_id: {_quoted(str(first.transaction_id))}\n")
-        out.write(f"  posted_at: {_quoted(iso_utc(first.created_at))}\n")
+        out.write(f"  posted_at: {_quoted(iso(first.created_at))}\n")
         if first.reverses_id is not None:
             out.write(f"  reverses: {_quoted(str(first.reverses_id))}\n")
         for posting in group:

@@ -13,9 +13,10 @@ import html
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
-from indexer.exports.rows import COLUMN_NAMES, EXPLORER_TX_URL, ExportRow, iso_utc
+from indexer.exports.rows import COLUMN_NAMES, EXPLORER_TX_URL, ExportRow
 from indexer.exports.totals import DepositTotals
 from ledger_client.money import format_units
+from pricing.quote import iso
 
 LIST_LIMIT: Final = 500  # rows shown in each of the suspense and pending lists (the rest are counted)
 _AT: Final = {name: index for index, name in enumerate(COLUMN_NAMES)}
@@ -236,7 +237,7 @@ def render(data: ReportData) -> str:
         return [
             (
                 _e(row[_AT["deposit_id"]]),
-                _e(iso_utc(row[_AT["received_at"]])),
+                _e(iso(row[_AT["received_at"]])),
                 _signature_link(row[_AT["signature"]]),
                 _e(row[_AT["asset"]] or row[_AT["mint"]]),
                 _e(row[_AT["amount"]]),
@@ -252,7 +253,7 @@ def render(data: ReportData) -> str:
     program_rows = [
         (_e(program), _e(instruction), _e(count)) for (program, instruction), count in sorted(data.programs.items())
     ]
-    window = f"{iso_utc(data.since)} .. {iso_utc(data.until)}"
+    window = f"{iso(data.since)} .. {iso(data.until)}"
     body = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -260,7 +261,7 @@ def render(data: ReportData) -> str:
         f"<style>{_STYLE}</style></head><body>",
         "<h1>System R treasury: deposits report</h1>",
         f'<p id="window">Deposits received (block time, UTC) in <b>{_e(window)}</b>; '
-        f"generated {_e(iso_utc(data.generated_at))}. Money in USD; amounts in each asset's units. The numbers "
+        f"generated {_e(iso(data.generated_at))}. Money in USD; amounts in each asset's units. The numbers "
         "are those of <code>treasury export deposits</code> for the same window.</p>",
         f'<p id="summary">{_e(totals.rows)} inflows; credited to customers <b id="total-credited">'
         f'{_e(record["credited"])}</b> USD; held in suspense <b id="total-suspense">{_e(record["held_in_suspense"])}'

@@ -118,11 +118,6 @@ _SELECTED: Final = (
 )
 
 
-def iso_utc(moment: dt.datetime) -> str:
-    """2023-03-30T03:14:03Z (microseconds only when there are some)."""
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
 def block_time_utc(block_time: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(block_time, dt.UTC)
 
