@@ -498,56 +498,42 @@ class UnitOfWork:
         condition: ColumnElement[bool] = t.kind.in_(kinds)
         if created_since is not None:
             condition = and_(condition, t.created_at >= to_storage_time(created_since))
-        reversal = transactions_table.alias("reversal")
-        rows = self.connection.execute(
-            select(t.id, t.idempotency_key, t.kind, t.created_at, t.evidence, t.reverses_id, reversal.c.id)
-            .outerjoin(reversal, reversal.c.reverses_id == t.id)
-            .where(condition)
-            .order_by(t.id)
-            .limit(limit + 1)
-        ).all()
+        rows = self._headers(condition, limit=limit + 1)
         if len(rows) > limit:
             raise InvalidInputError(f"more than {limit} transactions of kinds {', '.join(kinds)}: narrow the scan")
+        # The postings by the same condition (a join), not by a list of thousands of ids.
         p = postings_table.c
-        legs: dict[int, list[Posting]] = {}
-        for transaction_id, account, currency, amount in self.connection.execute(
-            select(p.transaction_id, p.account, p.currency, p.amount)
-            .join(transactions_table, t.id == p.transaction_id)
-            .where(condition)
-            .order_by(p.transaction_id, p.account, p.currency)
-        ):
-            legs.setdefault(transaction_id, []).append(Posting(account, currency, int(amount)))
-        return [
-            Transaction(
-                id=row[0],
-                key=row[1],
-                kind=row[2],
-                created_at=as_utc(row[3]),
-                evidence=row[4],
-                reverses=row[5],
-                postings=tuple(legs.get(row[0], ())),
-                reversed_by=row[6],
-            )
-            for row in rows
-        ]
+        postings = select(p.transaction_id, p.account, p.currency, p.amount).join(
+            transactions_table, t.id == p.transaction_id
+        )
+        return self._with_postings(rows, postings.where(condition))
 
     def _transactions(self, condition: ColumnElement[bool]) -> list[Transaction]:
-        t = transactions_table.c
-        reversal = transactions_table.alias("reversal")
-        rows = self.connection.execute(
-            select(t.id, t.idempotency_key, t.kind, t.created_at, t.evidence, t.reverses_id, reversal.c.id)
-            .outerjoin(reversal, reversal.c.reverses_id == t.id)
-            .where(condition)
-            .order_by(t.id)
-        ).all()
+        rows = self._headers(condition)
         if not rows:
             return []
         p = postings_table.c
+        postings = select(p.transaction_id, p.account, p.currency, p.amount)
+        return self._with_postings(rows, postings.where(p.transaction_id.in_([row[0] for row in rows])))
+
+    def _headers(self, condition: ColumnElement[bool], *, limit: int | None = None) -> list[Any]:
+        """(id, key, kind, created_at, evidence, reverses, reversed_by) of the matching transactions, by id."""
+        t = transactions_table.c
+        reversal = transactions_table.alias("reversal")
+        query = (
+            select(t.id, t.idempotency_key, t.kind, t.created_at, t.evidence, t.reverses_id, reversal.c.id)
+            .outerjoin(reversal, reversal.c.reverses_id == t.id)
+            .where(condition)
+            .order_by(t.id)
+        )
+        return list(self.connection.execute(query if limit is None else query.limit(limit)).all())
+
+    def _with_postings(self, rows: list[Any], postings: Any) -> list[Transaction]:
+        """Transactions from header rows and a query of (transaction id, account, currency, amount)."""
+        p = postings_table.c
         legs: dict[int, list[Posting]] = {}
         for transaction_id, account, currency, amount in self.connection.execute(
-            select(p.transaction_id, p.account, p.currency, p.amount)
-            .where(p.transaction_id.in_([row[0] for row in rows]))
-            .order_by(p.transaction_id, p.account, p.currency)
+            postings.order_by(p.transaction_id, p.account, p.currency)
         ):
             legs.setdefault(transaction_id, []).append(Posting(account, currency, int(amount)))
         return [
