@@ -57,14 +57,12 @@ def register(
 
 
 def output_path(text: str, command: str) -> Path:
-    """--out as a path whose folder exists and that is not itself a folder (exit 2 otherwise)."""
+    """--out as a path that is not a folder (exit 2 otherwise); AtomicOutput checks the rest."""
     path = Path(text).expanduser()
     if not text.strip():
         raise UsageError(f"{command}: --out is empty")
     if path.is_dir():
         raise UsageError(f"{command}: --out {text}: is a folder, expected a file path")
-    if not path.parent.is_dir():
-        raise UsageError(f"{command}: --out {text}: folder {path.parent} does not exist")
     return path
 
 
